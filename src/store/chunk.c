@@ -1,0 +1,234 @@
+/*
+ * Chunks: self-describing pieces of blob (and manifest) payload.
+ *
+ * This file is the only one that knows how payload bytes are laid out and
+ * where they live; the rest of the store puts, reads and deletes chunks by
+ * (set, offset). Every chunk read is verified (header sanity, then the
+ * XXH3 checksum over the payload, seeded with the header) before a single
+ * byte is decoded or returned.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+
+/* zstd must save at least 1/32 (~3%) of a chunk to be worth decoding. */
+#define CHUNK_MIN_SAVING_SHIFT 5
+
+void
+chunk_key(uint8_t key[FORMAT_CHUNK_KEY_BYTES], uint64_t set, uint64_t off)
+{
+	format_put_be64(key, set);
+	format_put_be64(key + 8, off);
+}
+
+bool
+chunk_is_compressed_stream(const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	if (len >= 2 && p[0] == 0x1f && p[1] == 0x8b)
+		return true;    /* gzip, RFC 1952 */
+	if (len >= 4 && p[0] == 0x28 && p[1] == 0xb5 && p[2] == 0x2f &&
+	    p[3] == 0xfd)
+		return true;    /* zstd frame, RFC 8878 */
+	return false;
+}
+
+static uint64_t
+chunk_checksum(const uint8_t hdr[8], const void *payload, size_t len)
+{
+	return XXH3_64bits_withSeed(payload, len, format_get_le64(hdr));
+}
+
+static void
+chunk_write_hdr(uint8_t *hdr, uint8_t codec, size_t raw, const void *payload,
+    size_t stored)
+{
+	format_put_le32(hdr, (uint32_t)raw | (uint32_t)codec << 24);
+	format_put_le32(hdr + 4, (uint32_t)stored);
+	format_put_le64(hdr + 8, chunk_checksum(hdr, payload, stored));
+}
+
+int
+chunk_verify(const void *val, size_t vlen, size_t raw_max, struct chunk_hdr *out)
+{
+	const uint8_t *p = val;
+	uint32_t word0;
+
+	memset(out, 0, sizeof(*out));
+	if (vlen < FORMAT_CHUNK_HDR_BYTES)
+		return STORE_E_CORRUPT;
+	word0 = format_get_le32(p);
+	out->raw_len = word0 & 0xffffffu;
+	out->codec = (uint8_t)(word0 >> 24);
+	out->stored_len = format_get_le32(p + 4);
+	out->checksum = format_get_le64(p + 8);
+	if (out->stored_len != vlen - FORMAT_CHUNK_HDR_BYTES ||
+	    out->raw_len > raw_max ||
+	    (out->codec != FORMAT_CODEC_RAW && out->codec != FORMAT_CODEC_ZSTD) ||
+	    (out->codec == FORMAT_CODEC_RAW && out->raw_len != out->stored_len) ||
+	    chunk_checksum(p, p + FORMAT_CHUNK_HDR_BYTES, out->stored_len) !=
+	    out->checksum) {
+		memset(out, 0, sizeof(*out));
+		return STORE_E_CORRUPT;
+	}
+	return 0;
+}
+
+int
+chunk_decode(const void *val, const struct chunk_hdr *h, ZSTD_DCtx *dctx,
+    void *out, size_t outcap)
+{
+	const uint8_t *payload = (const uint8_t *)val + FORMAT_CHUNK_HDR_BYTES;
+	size_t n;
+
+	if (outcap < h->raw_len)
+		return STORE_E_INVALID;
+	if (h->codec == FORMAT_CODEC_RAW) {
+		memcpy(out, payload, h->raw_len);
+		return 0;
+	}
+	n = ZSTD_decompressDCtx(dctx, out, h->raw_len, payload, h->stored_len);
+	if (ZSTD_isError(n) || n != h->raw_len)
+		return STORE_E_CORRUPT;
+	return 0;
+}
+
+static int
+scratch_reserve(struct store *st, size_t need)
+{
+	uint8_t *p;
+
+	if (st->scratch_cap >= need)
+		return 0;
+	p = realloc(st->scratch, need);
+	if (p == NULL)
+		return STORE_E_NOMEM;
+	st->scratch = p;
+	st->scratch_cap = need;
+	return 0;
+}
+
+/*
+ * Compresses into scratch after the header. Returns the payload length, or
+ * 0 when the chunk should stay raw (zstd failed or saved too little).
+ */
+static size_t
+chunk_try_compress(struct store *st, const void *raw, size_t len)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+
+	if (len == 0 || scratch_reserve(st, FORMAT_CHUNK_HDR_BYTES + bound) != 0)
+		return 0;
+	if (st->cctx == NULL) {
+		st->cctx = ZSTD_createCCtx();
+		if (st->cctx == NULL)
+			return 0;
+	}
+	n = ZSTD_compressCCtx(st->cctx, st->scratch + FORMAT_CHUNK_HDR_BYTES,
+	    bound, raw, len, st->zstd_level);
+	if (ZSTD_isError(n) || n > len - (len >> CHUNK_MIN_SAVING_SHIFT))
+		return 0;
+	return n;
+}
+
+int
+chunk_encode(struct store *st, const void *raw, size_t len, bool compress,
+    const uint8_t **enc, size_t *enclen)
+{
+	size_t n = 0;
+	int rc;
+
+	*enc = NULL;
+	*enclen = 0;
+	if (len > FORMAT_CHUNK_RAW_LIMIT)
+		return STORE_E_INVALID;
+	if (compress)
+		n = chunk_try_compress(st, raw, len);
+	if (n > 0) {
+		chunk_write_hdr(st->scratch, FORMAT_CODEC_ZSTD, len,
+		    st->scratch + FORMAT_CHUNK_HDR_BYTES, n);
+	} else {
+		rc = scratch_reserve(st, FORMAT_CHUNK_HDR_BYTES + len);
+		if (rc != 0)
+			return rc;
+		if (len > 0)
+			memcpy(st->scratch + FORMAT_CHUNK_HDR_BYTES, raw, len);
+		chunk_write_hdr(st->scratch, FORMAT_CODEC_RAW, len,
+		    st->scratch + FORMAT_CHUNK_HDR_BYTES, len);
+		n = len;
+	}
+	*enc = st->scratch;
+	*enclen = FORMAT_CHUNK_HDR_BYTES + n;
+	return 0;
+}
+
+int
+chunk_put(struct store_wtxn *w, uint64_t set, uint64_t off, const void *raw,
+    size_t len, bool compress, size_t *stored)
+{
+	uint8_t key[FORMAT_CHUNK_KEY_BYTES];
+	MDB_val k = { sizeof(key), key }, v;
+	size_t n = 0;
+	int rc;
+
+	*stored = 0;
+	if (len == 0 || len > FORMAT_CHUNK_RAW_MAX)
+		return STORE_E_INVALID;
+	chunk_key(key, set, off);
+	if (compress)
+		n = chunk_try_compress(w->st, raw, len);
+	v.mv_size = FORMAT_CHUNK_HDR_BYTES + (n > 0 ? n : len);
+	rc = mdb_put(w->txn, w->st->dbi[DBI_CHUNKS], &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return store_mdb_error(rc, "chunk put");
+	/* Raw payloads are copied once, straight into the reserved value. */
+	if (n > 0) {
+		memcpy((uint8_t *)v.mv_data + FORMAT_CHUNK_HDR_BYTES,
+		    w->st->scratch + FORMAT_CHUNK_HDR_BYTES, n);
+		chunk_write_hdr(v.mv_data, FORMAT_CODEC_ZSTD, len,
+		    (uint8_t *)v.mv_data + FORMAT_CHUNK_HDR_BYTES, n);
+	} else {
+		n = len;
+		memcpy((uint8_t *)v.mv_data + FORMAT_CHUNK_HDR_BYTES, raw, len);
+		chunk_write_hdr(v.mv_data, FORMAT_CODEC_RAW, len,
+		    (uint8_t *)v.mv_data + FORMAT_CHUNK_HDR_BYTES, len);
+	}
+	*stored = n;
+	return 0;
+}
+
+int
+chunk_set_delete(struct store_wtxn *w, uint64_t set)
+{
+	uint8_t key[FORMAT_CHUNK_KEY_BYTES];
+	MDB_val k = { sizeof(key), key }, v;
+	MDB_cursor *c = NULL;
+	int rc;
+
+	chunk_key(key, set, 0);
+	rc = mdb_cursor_open(w->txn, w->st->dbi[DBI_CHUNKS], &c);
+	if (rc != 0)
+		return store_mdb_error(rc, "cursor");
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size != FORMAT_CHUNK_KEY_BYTES ||
+		    format_get_be64(k.mv_data) != set)
+			break;
+		rc = mdb_cursor_del(c, 0);
+		if (rc != 0)
+			break;
+		/* After a delete LMDB's MDB_NEXT yields the following item. */
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	return store_mdb_error(rc, "chunk delete");
+}

@@ -1,0 +1,395 @@
+/*
+ * The store environment: opening the data folder, the format header and
+ * version check, upgrades, and closing.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+
+#define STORE_MAX_DBS 16
+
+static const char *const dbi_names[DBI_COUNT] = {
+	[DBI_META] = FORMAT_DB_META,
+	[DBI_BLOBS] = FORMAT_DB_BLOBS,
+	[DBI_CHUNKS] = FORMAT_DB_CHUNKS,
+	[DBI_UPLOADS] = FORMAT_DB_UPLOADS,
+	[DBI_MANIFESTS] = FORMAT_DB_MANIFESTS,
+	[DBI_REPOS] = FORMAT_DB_REPOS,
+	[DBI_LINKS] = FORMAT_DB_LINKS,
+	[DBI_RLINKS] = FORMAT_DB_RLINKS,
+	[DBI_TAGS] = FORMAT_DB_TAGS,
+	[DBI_REFS] = FORMAT_DB_REFS,
+	[DBI_REFERRERS] = FORMAT_DB_REFERRERS,
+};
+
+uint64_t
+store_now(void)
+{
+	return (uint64_t)time(NULL);
+}
+
+const char *
+store_strerror(int rc)
+{
+	switch (rc) {
+	case 0: return "success";
+	case STORE_E_NOTFOUND: return "not found";
+	case STORE_E_INVALID: return "invalid argument";
+	case STORE_E_DIGEST: return "content does not match its digest";
+	case STORE_E_SIZE: return "content does not match its size";
+	case STORE_E_CORRUPT: return "stored data is corrupt";
+	case STORE_E_MAP_FULL: return "store map is full (raise the map size)";
+	case STORE_E_NOSPC: return "no space left on device";
+	case STORE_E_FORMAT_NEWER: return "store was written by a newer berth";
+	case STORE_E_FORMAT_OLD: return "store has an older format and must be upgraded";
+	case STORE_E_NOT_STORE: return "folder does not hold a berth store";
+	case STORE_E_IO: return "store I/O error";
+	case STORE_E_NOMEM: return "out of memory";
+	case STORE_E_RANGE: return "offset past the end";
+	case STORE_E_READONLY: return "store is open read-only";
+	case STORE_E_CLOSED: return "store is closed";
+	case STORE_E_FAILED: return "upload failed earlier and cannot continue";
+	case STORE_E_UNSUPPORTED: return "unsupported digest algorithm";
+	default: return "unknown store error";
+	}
+}
+
+uint32_t
+store_format_version(const struct store *st)
+{
+	return st->version;
+}
+
+static void
+header_encode(uint8_t h[FORMAT_HEADER_BYTES], uint32_t version, uint64_t created)
+{
+	memcpy(h, FORMAT_MAGIC, FORMAT_MAGIC_BYTES);
+	format_put_le32(h + 8, version);
+	format_put_le32(h + 12, 0);
+	format_put_le64(h + 16, created);
+}
+
+static int
+header_write(struct store_wtxn *w, uint32_t version, uint64_t created)
+{
+	uint8_t h[FORMAT_HEADER_BYTES];
+	MDB_val k = { strlen(FORMAT_META_HEADER), (void *)FORMAT_META_HEADER };
+	MDB_val v = { sizeof(h), h };
+
+	header_encode(h, version, created);
+	return store_mdb_error(mdb_put(w->txn, w->st->dbi[DBI_META], &k, &v, 0),
+	    "write header");
+}
+
+/*
+ * One step per format version: upgrade_step(v) turns a version-v store into
+ * a version v+1 store inside the caller's transaction. Format 1 is the
+ * first, so there is no step yet and older stamps cannot be upgraded.
+ */
+static int
+upgrade_step(struct store_wtxn *w, uint32_t from)
+{
+	(void)w;
+	log_error("store: no upgrade path from format %u", from);
+	return STORE_E_FORMAT_OLD;
+}
+
+struct header_ctx {
+	unsigned flags;
+	uint32_t version;       /* out */
+};
+
+/* Reads, creates or upgrades the header, in one write transaction. */
+static int
+header_check(struct store_wtxn *w, void *arg)
+{
+	struct header_ctx *hc = arg;
+	MDB_val k = { strlen(FORMAT_META_HEADER), (void *)FORMAT_META_HEADER }, v;
+	uint64_t created;
+	uint32_t version;
+	int rc;
+
+	rc = mdb_get(w->txn, w->st->dbi[DBI_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		if (!(hc->flags & STORE_OPEN_CREATE))
+			return STORE_E_NOT_STORE;
+		hc->version = FORMAT_VERSION;
+		return header_write(w, FORMAT_VERSION, w->now);
+	}
+	if (rc != 0)
+		return store_mdb_error(rc, "read header");
+	if (v.mv_size != FORMAT_HEADER_BYTES ||
+	    memcmp(v.mv_data, FORMAT_MAGIC, FORMAT_MAGIC_BYTES) != 0)
+		return STORE_E_NOT_STORE;
+	version = format_get_le32((const uint8_t *)v.mv_data + 8);
+	created = format_get_le64((const uint8_t *)v.mv_data + 16);
+	hc->version = version;
+	if (version > FORMAT_VERSION)
+		return STORE_E_FORMAT_NEWER;
+	if (version == FORMAT_VERSION)
+		return 0;
+	if (!(hc->flags & STORE_OPEN_UPGRADE) || version < FORMAT_VERSION_MIN)
+		return STORE_E_FORMAT_OLD;
+	for (uint32_t from = version; from < FORMAT_VERSION; from++) {
+		rc = upgrade_step(w, from);
+		if (rc != 0)
+			return rc;
+		log_info("store: upgraded format %u to %u", from, from + 1);
+	}
+	hc->version = FORMAT_VERSION;
+	return header_write(w, FORMAT_VERSION, created);
+}
+
+/* Read-only handles only read the header; they never change a store. */
+static int
+header_check_readonly(struct store *st, uint32_t *version)
+{
+	MDB_val k = { strlen(FORMAT_META_HEADER), (void *)FORMAT_META_HEADER }, v;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	*version = 0;
+	rc = store_rtxn_begin(st, &txn);
+	if (rc != 0)
+		return rc;
+	rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = STORE_E_NOT_STORE;
+	} else if (rc != 0) {
+		rc = store_mdb_error(rc, "read header");
+	} else if (v.mv_size != FORMAT_HEADER_BYTES ||
+	    memcmp(v.mv_data, FORMAT_MAGIC, FORMAT_MAGIC_BYTES) != 0) {
+		rc = STORE_E_NOT_STORE;
+	} else {
+		*version = format_get_le32((const uint8_t *)v.mv_data + 8);
+		if (*version > FORMAT_VERSION)
+			rc = STORE_E_FORMAT_NEWER;
+		else if (*version < FORMAT_VERSION)
+			rc = STORE_E_FORMAT_OLD;
+	}
+	store_rtxn_end(txn);
+	return rc;
+}
+
+struct dbi_ctx {
+	bool create;
+};
+
+static int
+dbis_open_fn(struct store_wtxn *w, void *arg)
+{
+	struct dbi_ctx *dc = arg;
+	int rc;
+
+	for (int i = 0; i < DBI_COUNT; i++) {
+		rc = mdb_dbi_open(w->txn, dbi_names[i], dc->create ? MDB_CREATE : 0,
+		    &w->st->dbi[i]);
+		if (rc == MDB_NOTFOUND)
+			return STORE_E_NOT_STORE;
+		if (rc != 0)
+			return store_mdb_error(rc, "open database");
+	}
+	return 0;
+}
+
+/* Named databases are opened once, in a transaction, and then shared. */
+static int
+dbis_open(struct store *st, bool create)
+{
+	struct dbi_ctx dc = { create };
+	MDB_txn *txn = NULL;
+	struct store_wtxn w = { .st = st };
+	int rc;
+
+	if (!(st->flags & STORE_OPEN_READONLY))
+		return store_txn_run_now(st, dbis_open_fn, &dc);
+	rc = store_rtxn_begin(st, &txn);
+	if (rc != 0)
+		return rc;
+	w.txn = txn;
+	rc = dbis_open_fn(&w, &dc);
+	/* Handles opened in a read-only transaction survive only if it commits. */
+	if (rc == 0)
+		rc = store_mdb_error(mdb_txn_commit(txn), "open databases");
+	else
+		store_rtxn_end(txn);
+	return rc;
+}
+
+static int
+ensure_folder(const char *path, bool create)
+{
+	struct stat sb;
+
+	if (stat(path, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode)) {
+			log_error("store: %s is not a folder", path);
+			return STORE_E_NOT_STORE;
+		}
+		return 0;
+	}
+	if (errno != ENOENT || !create) {
+		log_error("store: %s: %s", path, strerror(errno));
+		return errno == ENOENT ? STORE_E_NOTFOUND : STORE_E_IO;
+	}
+	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+		log_error("store: mkdir %s: %s", path, strerror(errno));
+		return STORE_E_IO;
+	}
+	return 0;
+}
+
+int
+store_open(const struct store_options *opts, struct store **out)
+{
+	struct store *st = NULL;
+	struct header_ctx hc = { 0 };
+	unsigned envflags = MDB_NOTLS | MDB_NOMETASYNC;
+	int rc;
+
+	*out = NULL;
+	if (opts == NULL || opts->path == NULL ||
+	    ((opts->flags & STORE_OPEN_READONLY) &&
+	    (opts->flags & (STORE_OPEN_CREATE | STORE_OPEN_UPGRADE))))
+		return STORE_E_INVALID;
+	rc = ensure_folder(opts->path, opts->flags & STORE_OPEN_CREATE);
+	if (rc != 0)
+		return rc;
+
+	st = calloc(1, sizeof(*st));
+	if (st == NULL)
+		return STORE_E_NOMEM;
+	st->flags = opts->flags;
+	st->zstd_level = opts->zstd_level != 0 ? opts->zstd_level :
+	    STORE_ZSTD_LEVEL_DEFAULT;
+	pthread_mutex_init(&st->lock, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	st->tail = &st->head;
+
+	if (opts->flags & STORE_OPEN_READONLY)
+		envflags |= MDB_RDONLY;
+	rc = mdb_env_create(&st->env);
+	if (rc != 0) {
+		st->env = NULL;
+		rc = store_mdb_error(rc, "create environment");
+		goto out;
+	}
+	mdb_env_set_maxdbs(st->env, STORE_MAX_DBS);
+	rc = mdb_env_set_mapsize(st->env, opts->map_size != 0 ? opts->map_size :
+	    STORE_MAP_SIZE_DEFAULT);
+	if (rc != 0) {
+		rc = store_mdb_error(rc, "set map size");
+		goto out;
+	}
+	rc = mdb_env_open(st->env, opts->path, envflags, 0600);
+	if (rc != 0) {
+		log_error("store: open %s: %s", opts->path, mdb_strerror(rc));
+		rc = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ?
+		    STORE_E_NOT_STORE : store_mdb_error(rc, "open");
+		goto out;
+	}
+	rc = dbis_open(st, !(opts->flags & STORE_OPEN_READONLY));
+	if (rc != 0)
+		goto out;
+	if (opts->flags & STORE_OPEN_READONLY) {
+		rc = header_check_readonly(st, &st->version);
+	} else {
+		hc.flags = opts->flags;
+		rc = store_txn_run_now(st, header_check, &hc);
+		st->version = hc.version;
+	}
+	if (rc != 0) {
+		if (rc == STORE_E_FORMAT_NEWER)
+			log_error("store: %s has format %u; this berth reads up "
+			    "to %u", opts->path, st->version, FORMAT_VERSION);
+		else if (rc == STORE_E_FORMAT_OLD)
+			log_error("store: %s has format %u; open it with the "
+			    "upgrade option to move it to %u", opts->path,
+			    st->version, FORMAT_VERSION);
+		goto out;
+	}
+	if (!(opts->flags & STORE_OPEN_READONLY)) {
+		rc = store_writer_start(st);
+		if (rc != 0)
+			goto out;
+	}
+	*out = st;
+	st = NULL;
+	rc = 0;
+out:
+	store_close(st);
+	return rc;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	store_writer_stop(st);
+	if (st->env != NULL)
+		mdb_env_close(st->env);
+	ZSTD_freeCCtx(st->cctx);
+	free(st->scratch);
+	pthread_mutex_destroy(&st->lock);
+	pthread_cond_destroy(&st->cond);
+	free(st);
+}
+
+int
+store_stats_get(struct store *st, struct store_stats *out)
+{
+	static const struct {
+		enum store_dbi dbi;
+		size_t offset;
+	} counted[] = {
+		{ DBI_BLOBS, offsetof(struct store_stats, blobs) },
+		{ DBI_CHUNKS, offsetof(struct store_stats, chunks) },
+		{ DBI_UPLOADS, offsetof(struct store_stats, uploads) },
+		{ DBI_MANIFESTS, offsetof(struct store_stats, manifests) },
+		{ DBI_REPOS, offsetof(struct store_stats, repos) },
+		{ DBI_TAGS, offsetof(struct store_stats, tags) },
+		{ DBI_LINKS, offsetof(struct store_stats, links) },
+		{ DBI_REFS, offsetof(struct store_stats, refs) },
+		{ DBI_REFERRERS, offsetof(struct store_stats, referrers) },
+	};
+	MDB_envinfo info;
+	MDB_stat ms;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = store_rtxn_begin(st, &txn);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < sizeof(counted) / sizeof(counted[0]); i++) {
+		rc = mdb_stat(txn, st->dbi[counted[i].dbi], &ms);
+		if (rc != 0) {
+			rc = store_mdb_error(rc, "stat");
+			goto out;
+		}
+		*(uint64_t *)((char *)out + counted[i].offset) = ms.ms_entries;
+	}
+	rc = mdb_env_info(st->env, &info);
+	if (rc == 0)
+		rc = mdb_env_stat(st->env, &ms);
+	if (rc != 0) {
+		rc = store_mdb_error(rc, "env info");
+		goto out;
+	}
+	out->format_version = st->version;
+	out->page_size = ms.ms_psize;
+	out->map_size = info.me_mapsize;
+	out->map_used = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+out:
+	store_rtxn_end(txn);
+	return rc;
+}

@@ -1,0 +1,210 @@
+/*
+ * Internals of the store shared between its files. Nothing outside
+ * src/store/ includes this.
+ *
+ * Invariants:
+ * - Only txn.c begins, commits, aborts, resets or renews LMDB transactions.
+ * - Write transactions exist only on the writer thread, inside an op's
+ *   apply(); an apply() never touches caller-visible memory, it works on
+ *   writer-side state and the database; done() publishes results after the
+ *   group commit is known to have succeeded (or failed).
+ * - MDB_val data is borrowed until its transaction ends.
+ */
+#ifndef BERTH_STORE_INT_H
+#define BERTH_STORE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+#include <zstd.h>
+
+#include "berth/store.h"
+
+enum store_dbi {
+	DBI_META,
+	DBI_BLOBS,
+	DBI_CHUNKS,
+	DBI_UPLOADS,
+	DBI_MANIFESTS,
+	DBI_REPOS,
+	DBI_LINKS,
+	DBI_RLINKS,
+	DBI_TAGS,
+	DBI_REFS,
+	DBI_REFERRERS,
+	DBI_COUNT
+};
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[DBI_COUNT];
+	uint32_t version;
+	unsigned flags;
+	int zstd_level;
+
+	/* Writer thread and its queue, guarded by lock. */
+	pthread_t writer;
+	bool writer_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct store_op *head;
+	struct store_op **tail;
+	bool stopping;
+
+	/* Writer-thread only. */
+	ZSTD_CCtx *cctx;
+	uint8_t *scratch;
+	size_t scratch_cap;
+};
+
+/* A write transaction as seen by an op's apply(). */
+struct store_wtxn {
+	struct store *st;
+	MDB_txn *txn;
+	uint64_t now;           /* unix seconds, one value per group commit */
+};
+
+#define STORE_OP_DURABLE        0x1u    /* force the disk before done() */
+
+/*
+ * A unit of write work. Ops are malloc'd by their submitter with the op as
+ * the first member of a larger struct; done() must end by calling
+ * store_op_complete(), which notifies and frees.
+ */
+struct store_op {
+	struct store_op *next;
+	int (*apply)(struct store_wtxn *w, struct store_op *op);
+	void (*done)(struct store_op *op, int rc);
+	unsigned flags;
+	size_t bytes;                   /* payload weight, for batching */
+	store_done_fn *notify;
+	void *notify_arg;
+};
+
+/* ---- txn.c ------------------------------------------------------------- */
+
+/* Maps an LMDB or errno code to STORE_E_*; logs what is not expected. */
+int store_mdb_error(int rc, const char *what);
+
+/* Starts/stops the writer thread. */
+int store_writer_start(struct store *st);
+void store_writer_stop(struct store *st);
+
+/* Queues an op; on a closed store completes it with STORE_E_CLOSED. */
+void store_op_submit(struct store *st, struct store_op *op);
+
+/*
+ * Waiting for an asynchronous completion from another thread:
+ * init, pass store_waiter_notify and the waiter as the callback, then
+ * store_waiter_wait(w, rc) with rc the submitting call's result (it only
+ * waits when rc is 0) returns the completion's result and destroys w.
+ */
+struct store_waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool finished;
+	int rc;
+};
+void store_waiter_init(struct store_waiter *w);
+void store_waiter_notify(void *arg, int rc);
+int store_waiter_wait(struct store_waiter *w, int rc);
+
+/* Queues an op and waits for its completion; returns its result. */
+int store_op_run(struct store *st, struct store_op *op);
+
+/* Calls op->notify (if any) with rc, then frees op. */
+void store_op_complete(struct store_op *op, int rc);
+
+/* Default done(): just completes. */
+void store_op_done_default(struct store_op *op, int rc);
+
+/* Runs fn inside one write transaction on the calling thread (open only). */
+int store_txn_run_now(struct store *st,
+    int (*fn)(struct store_wtxn *w, void *arg), void *arg);
+
+/* Read-only transactions, short-lived, usable from any thread. */
+int store_rtxn_begin(struct store *st, MDB_txn **out);
+void store_rtxn_end(MDB_txn *txn);
+int store_rtxn_renew(MDB_txn *txn);
+void store_rtxn_reset(MDB_txn *txn);
+
+/* ---- chunk.c ----------------------------------------------------------- */
+
+struct chunk_hdr {
+	uint32_t raw_len;
+	uint32_t stored_len;
+	uint8_t codec;
+	uint64_t checksum;
+};
+
+/*
+ * Parses and verifies an encoded chunk (header and checksum) of vlen bytes.
+ * Returns STORE_E_CORRUPT if anything is off; the bytes are untrusted.
+ */
+int chunk_verify(const void *val, size_t vlen, size_t raw_max,
+    struct chunk_hdr *out);
+
+/*
+ * Decodes a verified chunk into out (capacity outcap >= h->raw_len).
+ * STORE_E_CORRUPT if the payload does not decode to exactly raw_len bytes.
+ */
+int chunk_decode(const void *val, const struct chunk_hdr *h, ZSTD_DCtx *dctx,
+    void *out, size_t outcap);
+
+/*
+ * Encodes raw bytes as a chunk into the writer's scratch buffer, compressed
+ * when compress is true and zstd saves enough. *enc is valid until the next
+ * call on this store's writer thread.
+ */
+int chunk_encode(struct store *st, const void *raw, size_t len, bool compress,
+    const uint8_t **enc, size_t *enclen);
+
+/* Encodes and stores one chunk of set at raw offset off. */
+int chunk_put(struct store_wtxn *w, uint64_t set, uint64_t off,
+    const void *raw, size_t len, bool compress, size_t *stored);
+
+/* Deletes every chunk of a set. */
+int chunk_set_delete(struct store_wtxn *w, uint64_t set);
+
+void chunk_key(uint8_t key[FORMAT_CHUNK_KEY_BYTES], uint64_t set, uint64_t off);
+
+/* True if data starts like gzip or zstd output. */
+bool chunk_is_compressed_stream(const void *data, size_t len);
+
+/* ---- keys.c ------------------------------------------------------------ */
+
+#define STORE_KEY_MAX_BYTES 511         /* LMDB's default maximum key size */
+
+void digest_key(uint8_t key[FORMAT_DIGEST_KEY_BYTES], const struct oci_digest *d);
+int digest_from_key(const uint8_t *key, size_t len, struct oci_digest *d);
+
+/* Validates repo and writes repo, 0x00 into key; returns the length or <0. */
+int repo_prefix(uint8_t *key, const char *repo, size_t repolen);
+
+/* Link records (both directions) and the repos record. */
+int link_put(struct store_wtxn *w, const char *repo, size_t repolen,
+    uint8_t kind, const struct oci_digest *d);
+int link_del(struct store_wtxn *w, const char *repo, size_t repolen,
+    uint8_t kind, const struct oci_digest *d);
+int link_exists(struct store *st, MDB_txn *txn, const char *repo,
+    size_t repolen, uint8_t kind, const struct oci_digest *d);
+/* Deletes every link of (kind, d) in every repository. */
+int link_del_all(struct store_wtxn *w, uint8_t kind, const struct oci_digest *d);
+/* 1 if any repository links (kind, d), 0 if none, <0 on error. */
+int link_any(struct store *st, MDB_txn *txn, uint8_t kind,
+    const struct oci_digest *d);
+
+/* ---- blob.c ------------------------------------------------------------ */
+
+int blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
+    struct store_blob_info *info, uint64_t *set);
+void blob_encode(uint8_t rec[FORMAT_BLOB_BYTES], const struct store_blob_info *b,
+    uint64_t set);
+
+/* ---- env.c ------------------------------------------------------------- */
+
+uint64_t store_now(void);
+
+#endif /* BERTH_STORE_INT_H */

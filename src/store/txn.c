@@ -1,0 +1,326 @@
+/*
+ * Transactions: the only file that begins, commits and aborts LMDB
+ * transactions.
+ *
+ * Writes: a single writer thread takes queued ops in arrival order, runs
+ * each one's apply() in a nested transaction of one group transaction (so
+ * a failing op is rolled back alone), commits the group, forces the disk
+ * once if any op asked for durability, and then runs every op's done().
+ * The environment uses MDB_NOMETASYNC: each commit writes data pages
+ * before the meta page, so a crash leaves the previous or the new state,
+ * never a torn one; mdb_env_sync(env, 1) makes the meta page durable too
+ * before a durable op is reported done.
+ *
+ * Reads: read-only transactions from any thread (MDB_NOTLS), kept short by
+ * their callers.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+
+int
+store_mdb_error(int rc, const char *what)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return STORE_E_NOTFOUND;
+	case MDB_MAP_FULL:
+		log_error("store: %s: map full (raise the map size)", what);
+		return STORE_E_MAP_FULL;
+	case ENOSPC:
+		log_error("store: %s: no space left on device", what);
+		return STORE_E_NOSPC;
+	case ENOMEM:
+		return STORE_E_NOMEM;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+		log_error("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_E_CORRUPT;
+	default:
+		log_error("store: %s: %s", what, mdb_strerror(rc));
+		return STORE_E_IO;
+	}
+}
+
+void
+store_op_complete(struct store_op *op, int rc)
+{
+	if (op->notify != NULL)
+		op->notify(op->notify_arg, rc);
+	free(op);
+}
+
+void
+store_op_done_default(struct store_op *op, int rc)
+{
+	store_op_complete(op, rc);
+}
+
+void
+store_op_submit(struct store *st, struct store_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (st->stopping || !st->writer_started) {
+		pthread_mutex_unlock(&st->lock);
+		op->done(op, (st->flags & STORE_OPEN_READONLY) ?
+		    STORE_E_READONLY : STORE_E_CLOSED);
+		return;
+	}
+	*st->tail = op;
+	st->tail = &op->next;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+}
+
+void
+store_waiter_init(struct store_waiter *w)
+{
+	w->finished = false;
+	w->rc = STORE_E_IO;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+}
+
+void
+store_waiter_notify(void *arg, int rc)
+{
+	struct store_waiter *w = arg;
+
+	pthread_mutex_lock(&w->lock);
+	w->rc = rc;
+	w->finished = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+int
+store_waiter_wait(struct store_waiter *w, int rc)
+{
+	if (rc == 0) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->finished)
+			pthread_cond_wait(&w->cond, &w->lock);
+		rc = w->rc;
+		pthread_mutex_unlock(&w->lock);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	return rc;
+}
+
+int
+store_op_run(struct store *st, struct store_op *op)
+{
+	struct store_waiter w;
+
+	store_waiter_init(&w);
+	op->notify = store_waiter_notify;
+	op->notify_arg = &w;
+	store_op_submit(st, op);
+	return store_waiter_wait(&w, 0);
+}
+
+/* Takes ops off the queue until the batch holds STORE_BATCH_MAX_BYTES. */
+static struct store_op *
+writer_take_batch(struct store *st)
+{
+	struct store_op *first = st->head, *op = first, *last = NULL;
+	size_t bytes = 0;
+
+	while (op != NULL) {
+		if (last != NULL && bytes + op->bytes > STORE_BATCH_MAX_BYTES)
+			break;
+		bytes += op->bytes;
+		last = op;
+		op = op->next;
+	}
+	if (last == NULL)
+		return NULL;
+	st->head = op;
+	if (op == NULL)
+		st->tail = &st->head;
+	last->next = NULL;
+	return first;
+}
+
+static void
+writer_run_batch(struct store *st, struct store_op *batch)
+{
+	struct store_wtxn w = { .st = st, .now = store_now() };
+	struct store_op *op, *next;
+	bool durable = false;
+	int rc, grc;
+	int results_stack[64];
+	int *results = results_stack;
+	size_t n = 0, i;
+
+	for (op = batch; op != NULL; op = op->next)
+		n++;
+	if (n > sizeof(results_stack) / sizeof(results_stack[0])) {
+		results = calloc(n, sizeof(*results));
+		if (results == NULL) {
+			for (op = batch; op != NULL; op = next) {
+				next = op->next;
+				op->done(op, STORE_E_NOMEM);
+			}
+			return;
+		}
+	}
+
+	grc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
+	if (grc != 0)
+		grc = store_mdb_error(grc, "begin write");
+	for (op = batch, i = 0; op != NULL; op = op->next, i++) {
+		MDB_txn *parent = w.txn, *child = NULL;
+
+		if (grc != 0) {
+			results[i] = grc;
+			continue;
+		}
+		rc = mdb_txn_begin(st->env, parent, 0, &child);
+		if (rc != 0) {
+			results[i] = store_mdb_error(rc, "begin nested");
+			continue;
+		}
+		w.txn = child;
+		rc = op->apply(&w, op);
+		w.txn = parent;
+		if (rc == 0) {
+			rc = mdb_txn_commit(child);
+			if (rc != 0)
+				rc = store_mdb_error(rc, "commit nested");
+		} else {
+			mdb_txn_abort(child);
+		}
+		results[i] = rc;
+		if (rc == 0 && (op->flags & STORE_OP_DURABLE))
+			durable = true;
+	}
+	if (grc == 0) {
+		rc = mdb_txn_commit(w.txn);
+		if (rc != 0)
+			grc = store_mdb_error(rc, "commit");
+	}
+	if (grc == 0 && durable) {
+		rc = mdb_env_sync(st->env, 1);
+		if (rc != 0)
+			grc = store_mdb_error(rc, "sync");
+	}
+	for (op = batch, i = 0; op != NULL; op = next, i++) {
+		next = op->next;
+		op->done(op, grc != 0 ? grc : results[i]);
+	}
+	if (results != results_stack)
+		free(results);
+}
+
+static void *
+writer_main(void *arg)
+{
+	struct store *st = arg;
+	struct store_op *batch;
+
+	pthread_mutex_lock(&st->lock);
+	for (;;) {
+		while (st->head == NULL && !st->stopping)
+			pthread_cond_wait(&st->cond, &st->lock);
+		if (st->head == NULL && st->stopping)
+			break;
+		batch = writer_take_batch(st);
+		pthread_mutex_unlock(&st->lock);
+		writer_run_batch(st, batch);
+		pthread_mutex_lock(&st->lock);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return NULL;
+}
+
+int
+store_writer_start(struct store *st)
+{
+	st->head = NULL;
+	st->tail = &st->head;
+	st->stopping = false;
+	if (pthread_create(&st->writer, NULL, writer_main, st) != 0) {
+		log_error("store: cannot start the writer thread");
+		return STORE_E_NOMEM;
+	}
+	st->writer_started = true;
+	return 0;
+}
+
+void
+store_writer_stop(struct store *st)
+{
+	if (!st->writer_started)
+		return;
+	pthread_mutex_lock(&st->lock);
+	st->stopping = true;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	pthread_join(st->writer, NULL);
+	st->writer_started = false;
+}
+
+int
+store_txn_run_now(struct store *st, int (*fn)(struct store_wtxn *, void *),
+    void *arg)
+{
+	struct store_wtxn w = { .st = st, .now = store_now() };
+	int rc;
+
+	rc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
+	if (rc != 0)
+		return store_mdb_error(rc, "begin write");
+	rc = fn(&w, arg);
+	if (rc != 0) {
+		mdb_txn_abort(w.txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(w.txn);
+	if (rc == 0)
+		rc = mdb_env_sync(st->env, 1);
+	return store_mdb_error(rc, "commit");
+}
+
+int
+store_rtxn_begin(struct store *st, MDB_txn **out)
+{
+	int rc;
+
+	*out = NULL;
+	rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, out);
+	if (rc != 0) {
+		*out = NULL;
+		return store_mdb_error(rc, "begin read");
+	}
+	return 0;
+}
+
+void
+store_rtxn_end(MDB_txn *txn)
+{
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+}
+
+int
+store_rtxn_renew(MDB_txn *txn)
+{
+	return store_mdb_error(mdb_txn_renew(txn), "renew read");
+}
+
+void
+store_rtxn_reset(MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+}

@@ -1,0 +1,685 @@
+/*
+ * Uploads: bytes streamed into a chunk set under an upload id, hashed as
+ * they are committed, and turned into a blob by finish.
+ *
+ * State lives in three places:
+ * - caller side (offset, the staging buffer of bytes not yet a full chunk):
+ *   touched only by the thread using the handle;
+ * - writer side (SHA-256 state, committed offset, chunk count, flags):
+ *   touched only by op apply()/done() on the writer thread, and saved in
+ *   the upload record in the same transaction as each chunk, so a restart
+ *   resumes exactly where the last commit ended;
+ * - shared (pending bytes, in-flight ops, sticky error): under up->lock.
+ * A failed op leaves the writer side unknown, so the handle is poisoned
+ * (STORE_E_FAILED); store_upload_resume() starts again from what is
+ * committed.
+ *
+ * The SHA-256 state is kept as OpenSSL's SHA256_CTX because OpenSSL 3
+ * cannot export an EVP digest state; it is serialized field by field
+ * (format.h) and never stored as a raw struct.
+ */
+#define OPENSSL_API_COMPAT 0x10101000L
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "store/store_int.h"
+#include "util/log.h"
+
+struct store_upload {
+	struct store *st;
+	uint8_t id[FORMAT_UPLOAD_ID_BYTES];
+	char repo[FORMAT_REPO_MAX_BYTES];
+	size_t repolen;
+	uint64_t set;
+	uint64_t created;
+
+	/* caller side */
+	uint64_t offset;
+	uint8_t *stage;
+	size_t staged;
+
+	/* shared, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t pending;
+	unsigned inflight;
+	int error;
+	bool ended;
+
+	/* writer side */
+	SHA256_CTX sha;
+	uint64_t w_offset;
+	uint64_t w_stored;
+	uint32_t w_nchunks;
+	uint32_t w_flags;
+	bool w_failed;
+};
+
+/* What an op may roll back if its nested transaction is aborted. */
+struct upload_wstate {
+	SHA256_CTX sha;
+	uint64_t offset, stored;
+	uint32_t nchunks, flags;
+};
+
+enum upload_op_kind {
+	UPLOAD_OP_NEW,
+	UPLOAD_OP_CHUNK,
+	UPLOAD_OP_FINISH,
+	UPLOAD_OP_CANCEL,
+};
+
+struct upload_op {
+	struct store_op op;
+	struct store_upload *up;
+	enum upload_op_kind kind;
+	uint8_t *data;          /* owned: chunk bytes */
+	size_t len;
+	struct oci_digest expect;
+	uint64_t expect_size;
+};
+
+static void
+sha_state_encode(uint8_t *p, const SHA256_CTX *c)
+{
+	for (int i = 0; i < 8; i++)
+		format_put_le32(p + 4 * i, c->h[i]);
+	format_put_le64(p + 32, (uint64_t)c->Nh << 32 | c->Nl);
+	format_put_le32(p + 40, c->num);
+	memset(p + 44, 0, 64);
+	memcpy(p + 44, c->data, c->num);
+}
+
+static int
+sha_state_decode(const uint8_t *p, SHA256_CTX *c)
+{
+	uint64_t bits = format_get_le64(p + 32);
+	uint32_t num = format_get_le32(p + 40);
+
+	if (num >= SHA256_CBLOCK || bits % 8 != 0 ||
+	    (bits / 8) % SHA256_CBLOCK != num)
+		return STORE_E_CORRUPT;
+	SHA256_Init(c);
+	for (int i = 0; i < 8; i++)
+		c->h[i] = format_get_le32(p + 4 * i);
+	c->Nl = (SHA_LONG)bits;
+	c->Nh = (SHA_LONG)(bits >> 32);
+	c->num = num;
+	memcpy(c->data, p + 44, num);
+	return 0;
+}
+
+static void
+upload_wstate_save(const struct store_upload *up, struct upload_wstate *s)
+{
+	s->sha = up->sha;
+	s->offset = up->w_offset;
+	s->stored = up->w_stored;
+	s->nchunks = up->w_nchunks;
+	s->flags = up->w_flags;
+}
+
+static void
+upload_wstate_restore(struct store_upload *up, const struct upload_wstate *s)
+{
+	up->sha = s->sha;
+	up->w_offset = s->offset;
+	up->w_stored = s->stored;
+	up->w_nchunks = s->nchunks;
+	up->w_flags = s->flags;
+}
+
+static int
+upload_record_put(struct store_wtxn *w, struct store_upload *up)
+{
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
+	uint8_t *p;
+	int rc;
+
+	v.mv_size = FORMAT_UPLOAD_FIXED_BYTES + up->repolen;
+	rc = mdb_put(w->txn, w->st->dbi[DBI_UPLOADS], &k, &v, MDB_RESERVE);
+	if (rc != 0)
+		return store_mdb_error(rc, "upload put");
+	p = v.mv_data;
+	format_put_le64(p, up->set);
+	format_put_le64(p + 8, up->w_offset);
+	format_put_le64(p + 16, up->created);
+	format_put_le64(p + 24, w->now);
+	format_put_le32(p + 32, up->w_flags);
+	format_put_le32(p + 36, up->w_nchunks);
+	format_put_le64(p + 40, up->w_stored);
+	sha_state_encode(p + 48, &up->sha);
+	format_put_le16(p + 48 + FORMAT_SHA256_STATE_BYTES, (uint16_t)up->repolen);
+	memcpy(p + FORMAT_UPLOAD_FIXED_BYTES, up->repo, up->repolen);
+	return 0;
+}
+
+static int
+upload_record_parse(struct store_upload *up, const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+	size_t repolen;
+
+	if (v->mv_size < FORMAT_UPLOAD_FIXED_BYTES)
+		return STORE_E_CORRUPT;
+	repolen = format_get_le16(p + 48 + FORMAT_SHA256_STATE_BYTES);
+	if (v->mv_size != FORMAT_UPLOAD_FIXED_BYTES + repolen ||
+	    !oci_name_valid((const char *)p + FORMAT_UPLOAD_FIXED_BYTES, repolen))
+		return STORE_E_CORRUPT;
+	up->set = format_get_le64(p);
+	up->w_offset = format_get_le64(p + 8);
+	up->created = format_get_le64(p + 16);
+	up->w_flags = format_get_le32(p + 32);
+	up->w_nchunks = format_get_le32(p + 36);
+	up->w_stored = format_get_le64(p + 40);
+	memcpy(up->repo, p + FORMAT_UPLOAD_FIXED_BYTES, repolen);
+	up->repolen = repolen;
+	if (sha_state_decode(p + 48, &up->sha) != 0)
+		return STORE_E_CORRUPT;
+	/* The hash has seen exactly the committed bytes. */
+	if (((uint64_t)up->sha.Nh << 32 | up->sha.Nl) / 8 != up->w_offset)
+		return STORE_E_CORRUPT;
+	return 0;
+}
+
+static int
+next_set_id(struct store_wtxn *w, uint64_t *out)
+{
+	MDB_val k = { strlen(FORMAT_META_NEXT_SET), (void *)FORMAT_META_NEXT_SET };
+	MDB_val v;
+	uint8_t buf[8];
+	uint64_t id = 1;
+	int rc;
+
+	rc = mdb_get(w->txn, w->st->dbi[DBI_META], &k, &v);
+	if (rc == 0 && v.mv_size == 8)
+		id = format_get_le64(v.mv_data);
+	else if (rc == 0)
+		return STORE_E_CORRUPT;
+	else if (rc != MDB_NOTFOUND)
+		return store_mdb_error(rc, "meta get");
+	format_put_le64(buf, id + 1);
+	v = (MDB_val){ sizeof(buf), buf };
+	rc = mdb_put(w->txn, w->st->dbi[DBI_META], &k, &v, 0);
+	if (rc != 0)
+		return store_mdb_error(rc, "meta put");
+	*out = id;
+	return 0;
+}
+
+static int
+upload_chunk_write(struct store_wtxn *w, struct store_upload *up,
+    const uint8_t *data, size_t len)
+{
+	size_t stored;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	if (!(up->w_flags & FORMAT_UPLOAD_F_SNIFFED)) {
+		up->w_flags |= FORMAT_UPLOAD_F_SNIFFED;
+		if (chunk_is_compressed_stream(data, len))
+			up->w_flags |= FORMAT_UPLOAD_F_NOCOMPRESS;
+	}
+	rc = chunk_put(w, up->set, up->w_offset, data, len,
+	    !(up->w_flags & FORMAT_UPLOAD_F_NOCOMPRESS), &stored);
+	if (rc != 0)
+		return rc;
+	SHA256_Update(&up->sha, data, len);
+	up->w_offset += len;
+	up->w_stored += stored;
+	up->w_nchunks++;
+	return 0;
+}
+
+static int
+upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
+{
+	struct store_upload *up = uo->up;
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
+	uint8_t key[FORMAT_DIGEST_KEY_BYTES], rec[FORMAT_BLOB_BYTES];
+	struct store_blob_info info;
+	struct oci_digest got;
+	SHA256_CTX c = up->sha;
+	uint64_t set;
+	int rc;
+
+	got.alg = OCI_DIGEST_SHA256;
+	SHA256_Final(got.hash, &c);
+	if (!oci_digest_equal(&got, &uo->expect))
+		return STORE_E_DIGEST;
+	if (uo->expect_size != UINT64_MAX && uo->expect_size != up->w_offset)
+		return STORE_E_SIZE;
+
+	rc = blob_get(w->st, w->txn, &got, &info, &set);
+	if (rc == 0 && !(info.flags & FORMAT_BLOB_F_QUARANTINE)) {
+		/* Deduplicated: the blob is already here. */
+		rc = chunk_set_delete(w, up->set);
+	} else if (rc == 0 || rc == STORE_E_NOTFOUND) {
+		/* New, or heals a quarantined blob by replacing its chunks. */
+		rc = rc == 0 ? chunk_set_delete(w, set) : 0;
+		if (rc != 0)
+			return rc;
+		info = (struct store_blob_info){
+			.digest = got, .size = up->w_offset,
+			.stored = up->w_stored, .created = w->now,
+			.nchunks = up->w_nchunks,
+		};
+		blob_encode(rec, &info, up->set);
+		digest_key(key, &got);
+		k = (MDB_val){ sizeof(key), key };
+		v = (MDB_val){ sizeof(rec), rec };
+		rc = store_mdb_error(mdb_put(w->txn, w->st->dbi[DBI_BLOBS], &k, &v, 0),
+		    "blob put");
+	}
+	if (rc != 0)
+		return rc;
+	rc = link_put(w, up->repo, up->repolen, FORMAT_LINK_BLOB, &got);
+	if (rc != 0)
+		return rc;
+	k = (MDB_val){ FORMAT_UPLOAD_ID_BYTES, up->id };
+	return store_mdb_error(mdb_del(w->txn, w->st->dbi[DBI_UPLOADS], &k, NULL),
+	    "upload delete");
+}
+
+static bool
+upload_failure_poisons(enum upload_op_kind kind, int rc)
+{
+	return kind == UPLOAD_OP_CHUNK || (rc != STORE_E_DIGEST && rc != STORE_E_SIZE);
+}
+
+static int
+upload_apply(struct store_wtxn *w, struct store_op *op)
+{
+	struct upload_op *uo = (struct upload_op *)op;
+	struct store_upload *up = uo->up;
+	struct upload_wstate saved;
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id };
+	int rc;
+
+	/* A poisoned upload can still be cancelled. */
+	if (up->w_failed && uo->kind != UPLOAD_OP_CANCEL)
+		return STORE_E_FAILED;
+	upload_wstate_save(up, &saved);
+	switch (uo->kind) {
+	case UPLOAD_OP_NEW:
+		up->created = w->now;
+		rc = next_set_id(w, &up->set);
+		if (rc == 0)
+			rc = upload_record_put(w, up);
+		break;
+	case UPLOAD_OP_CHUNK:
+		rc = upload_chunk_write(w, up, uo->data, uo->len);
+		if (rc == 0)
+			rc = upload_record_put(w, up);
+		break;
+	case UPLOAD_OP_FINISH:
+		rc = upload_finish_apply(w, uo);
+		break;
+	case UPLOAD_OP_CANCEL:
+		rc = chunk_set_delete(w, up->set);
+		if (rc == 0)
+			rc = store_mdb_error(mdb_del(w->txn,
+			    w->st->dbi[DBI_UPLOADS], &k, NULL), "upload delete");
+		break;
+	default:
+		rc = STORE_E_INVALID;
+	}
+	/*
+	 * The nested transaction is rolled back; so is the writer side. Later
+	 * ops of this upload, maybe in this very batch, must not build on a
+	 * chunk that is missing.
+	 */
+	if (rc != 0) {
+		upload_wstate_restore(up, &saved);
+		if (upload_failure_poisons(uo->kind, rc))
+			up->w_failed = true;
+	}
+	return rc;
+}
+
+static void
+upload_done(struct store_op *op, int rc)
+{
+	struct upload_op *uo = (struct upload_op *)op;
+	struct store_upload *up = uo->up;
+
+	/*
+	 * A chunk that failed cannot be retried in place: the caller's offset
+	 * already counts it. A finish that failed its digest or size check
+	 * leaves the upload usable.
+	 */
+	if (rc != 0 && upload_failure_poisons(uo->kind, rc))
+		up->w_failed = true;
+	pthread_mutex_lock(&up->lock);
+	if (rc != 0 && up->w_failed && up->error == 0)
+		up->error = rc;
+	/* Report the failure that poisoned the upload, not the echo of it. */
+	if (rc == STORE_E_FAILED && up->error != 0)
+		rc = up->error;
+	if (rc == 0 && (uo->kind == UPLOAD_OP_FINISH || uo->kind == UPLOAD_OP_CANCEL))
+		up->ended = true;
+	up->pending -= uo->len;
+	up->inflight--;
+	pthread_cond_broadcast(&up->cond);
+	pthread_mutex_unlock(&up->lock);
+	free(uo->data);
+	store_op_complete(op, rc);
+}
+
+static struct upload_op *
+upload_op_new(struct store_upload *up, enum upload_op_kind kind)
+{
+	struct upload_op *uo = calloc(1, sizeof(*uo));
+
+	if (uo == NULL)
+		return NULL;
+	uo->op.apply = upload_apply;
+	uo->op.done = upload_done;
+	uo->up = up;
+	uo->kind = kind;
+	if (kind != UPLOAD_OP_CHUNK)
+		uo->op.flags = STORE_OP_DURABLE;
+	pthread_mutex_lock(&up->lock);
+	up->inflight++;
+	pthread_mutex_unlock(&up->lock);
+	return uo;
+}
+
+/* Hands the staging buffer to the writer as one chunk op. */
+static int
+upload_stage_submit(struct store_upload *up)
+{
+	struct upload_op *uo;
+
+	if (up->staged == 0)
+		return 0;
+	uo = upload_op_new(up, UPLOAD_OP_CHUNK);
+	if (uo == NULL)
+		return STORE_E_NOMEM;
+	uo->data = up->stage;
+	uo->len = up->staged;
+	uo->op.bytes = up->staged;
+	up->stage = NULL;
+	up->staged = 0;
+	pthread_mutex_lock(&up->lock);
+	up->pending += uo->len;
+	pthread_mutex_unlock(&up->lock);
+	store_op_submit(up->st, &uo->op);
+	return 0;
+}
+
+static int
+upload_status(struct store_upload *up)
+{
+	int rc;
+
+	pthread_mutex_lock(&up->lock);
+	rc = up->error != 0 ? up->error : up->ended ? STORE_E_NOTFOUND : 0;
+	pthread_mutex_unlock(&up->lock);
+	return rc;
+}
+
+static struct store_upload *
+upload_alloc(struct store *st)
+{
+	struct store_upload *up = calloc(1, sizeof(*up));
+
+	if (up == NULL)
+		return NULL;
+	up->st = st;
+	pthread_mutex_init(&up->lock, NULL);
+	pthread_cond_init(&up->cond, NULL);
+	SHA256_Init(&up->sha);
+	return up;
+}
+
+int
+store_upload_new(struct store *st, const char *repo, size_t repolen,
+    struct store_upload **out)
+{
+	struct store_upload *up;
+	struct upload_op *uo;
+	int rc;
+
+	*out = NULL;
+	if (!oci_name_valid(repo, repolen))
+		return STORE_E_INVALID;
+	up = upload_alloc(st);
+	if (up == NULL)
+		return STORE_E_NOMEM;
+	memcpy(up->repo, repo, repolen);
+	up->repolen = repolen;
+	if (RAND_bytes(up->id, sizeof(up->id)) != 1) {
+		store_upload_free(up);
+		return STORE_E_IO;
+	}
+	uo = upload_op_new(up, UPLOAD_OP_NEW);
+	if (uo == NULL) {
+		store_upload_free(up);
+		return STORE_E_NOMEM;
+	}
+	rc = store_op_run(st, &uo->op);
+	if (rc != 0) {
+		store_upload_free(up);
+		return rc;
+	}
+	*out = up;
+	return 0;
+}
+
+int
+store_upload_resume(struct store *st, const uint8_t id[FORMAT_UPLOAD_ID_BYTES],
+    struct store_upload **out)
+{
+	struct store_upload *up;
+	MDB_txn *txn = NULL;
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, (void *)id }, v;
+	int rc;
+
+	*out = NULL;
+	up = upload_alloc(st);
+	if (up == NULL)
+		return STORE_E_NOMEM;
+	memcpy(up->id, id, FORMAT_UPLOAD_ID_BYTES);
+	rc = store_rtxn_begin(st, &txn);
+	if (rc == 0) {
+		rc = store_mdb_error(mdb_get(txn, st->dbi[DBI_UPLOADS], &k, &v),
+		    "upload get");
+		if (rc == 0)
+			rc = upload_record_parse(up, &v);
+		store_rtxn_end(txn);
+	}
+	if (rc != 0) {
+		store_upload_free(up);
+		return rc;
+	}
+	up->offset = up->w_offset;
+	*out = up;
+	return 0;
+}
+
+void
+store_upload_free(struct store_upload *up)
+{
+	if (up == NULL)
+		return;
+	/* Queued ops point at the handle; let them finish first. */
+	pthread_mutex_lock(&up->lock);
+	while (up->inflight > 0)
+		pthread_cond_wait(&up->cond, &up->lock);
+	pthread_mutex_unlock(&up->lock);
+	pthread_mutex_destroy(&up->lock);
+	pthread_cond_destroy(&up->cond);
+	free(up->stage);
+	free(up);
+}
+
+const uint8_t *
+store_upload_id(const struct store_upload *up)
+{
+	return up->id;
+}
+
+const char *
+store_upload_repo(const struct store_upload *up, size_t *len)
+{
+	*len = up->repolen;
+	return up->repo;
+}
+
+uint64_t
+store_upload_offset(const struct store_upload *up)
+{
+	return up->offset;
+}
+
+uint64_t
+store_upload_pending(const struct store_upload *up)
+{
+	struct store_upload *u = (struct store_upload *)up;
+	uint64_t n;
+
+	pthread_mutex_lock(&u->lock);
+	n = u->pending;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+int
+store_upload_write(struct store_upload *up, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	int rc;
+
+	rc = upload_status(up);
+	if (rc != 0)
+		return rc;
+	if (len > UINT64_MAX - up->offset)
+		return STORE_E_INVALID;
+	while (len > 0) {
+		size_t n = FORMAT_CHUNK_RAW_MAX - up->staged;
+
+		if (up->stage == NULL) {
+			up->stage = malloc(FORMAT_CHUNK_RAW_MAX);
+			if (up->stage == NULL)
+				return STORE_E_NOMEM;
+		}
+		if (n > len)
+			n = len;
+		memcpy(up->stage + up->staged, p, n);
+		up->staged += n;
+		up->offset += n;
+		p += n;
+		len -= n;
+		if (up->staged == FORMAT_CHUNK_RAW_MAX) {
+			rc = upload_stage_submit(up);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* Queues the staged tail and then op; op's notify gets the final result. */
+static int
+upload_submit_after_tail(struct store_upload *up, struct upload_op *uo,
+    store_done_fn *done, void *arg)
+{
+	int rc = upload_stage_submit(up);
+
+	if (rc != 0) {
+		pthread_mutex_lock(&up->lock);
+		up->inflight--;
+		pthread_mutex_unlock(&up->lock);
+		free(uo);
+		return rc;
+	}
+	uo->op.notify = done;
+	uo->op.notify_arg = arg;
+	store_op_submit(up->st, &uo->op);
+	return 0;
+}
+
+/*
+ * A flush is an empty chunk op marked durable, queued behind the tail: when
+ * it completes, every earlier op of this upload is committed and synced.
+ */
+int
+store_upload_flush_async(struct store_upload *up, store_done_fn *done, void *arg)
+{
+	struct upload_op *uo;
+	int rc;
+
+	rc = upload_status(up);
+	if (rc != 0)
+		return rc;
+	uo = upload_op_new(up, UPLOAD_OP_CHUNK);
+	if (uo == NULL)
+		return STORE_E_NOMEM;
+	uo->op.flags = STORE_OP_DURABLE;
+	return upload_submit_after_tail(up, uo, done, arg);
+}
+
+int
+store_upload_finish_async(struct store_upload *up, const struct oci_digest *expect,
+    uint64_t expect_size, store_done_fn *done, void *arg)
+{
+	struct upload_op *uo;
+	int rc;
+
+	if (expect == NULL || expect->alg != OCI_DIGEST_SHA256)
+		return STORE_E_INVALID;
+	rc = upload_status(up);
+	if (rc != 0)
+		return rc;
+	uo = upload_op_new(up, UPLOAD_OP_FINISH);
+	if (uo == NULL)
+		return STORE_E_NOMEM;
+	uo->expect = *expect;
+	uo->expect_size = expect_size;
+	return upload_submit_after_tail(up, uo, done, arg);
+}
+
+int
+store_upload_flush(struct store_upload *up)
+{
+	struct store_waiter w;
+
+	store_waiter_init(&w);
+	return store_waiter_wait(&w, store_upload_flush_async(up,
+	    store_waiter_notify, &w));
+}
+
+int
+store_upload_finish(struct store_upload *up, const struct oci_digest *expect,
+    uint64_t expect_size)
+{
+	struct store_waiter w;
+
+	store_waiter_init(&w);
+	return store_waiter_wait(&w, store_upload_finish_async(up, expect,
+	    expect_size, store_waiter_notify, &w));
+}
+
+int
+store_upload_cancel(struct store_upload *up)
+{
+	struct upload_op *uo;
+
+	if (upload_status(up) == STORE_E_NOTFOUND)
+		return STORE_E_NOTFOUND;
+	/* Staged bytes are simply dropped; queued chunks land, then go. */
+	free(up->stage);
+	up->stage = NULL;
+	up->staged = 0;
+	uo = upload_op_new(up, UPLOAD_OP_CANCEL);
+	if (uo == NULL)
+		return STORE_E_NOMEM;
+	return store_op_run(up->st, &uo->op);
+}
