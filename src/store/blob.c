@@ -39,7 +39,6 @@ blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
 {
 	uint8_t key[FORMAT_DIGEST_KEY_BYTES];
 	MDB_val k = { sizeof(key), key }, v;
-	const uint8_t *p;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
@@ -48,17 +47,9 @@ blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
 	rc = mdb_get(txn, st->dbi[DBI_BLOBS], &k, &v);
 	if (rc != 0)
 		return store_mdb_error(rc, "blob get");
-	if (v.mv_size != FORMAT_BLOB_BYTES)
-		return STORE_E_CORRUPT;
-	p = v.mv_data;
+	rc = record_blob_decode(v.mv_data, v.mv_size, info, set);
 	info->digest = *d;
-	info->size = format_get_le64(p);
-	info->stored = format_get_le64(p + 8);
-	*set = format_get_le64(p + 16);
-	info->created = format_get_le64(p + 24);
-	info->nchunks = format_get_le32(p + 32);
-	info->flags = format_get_le32(p + 36);
-	return 0;
+	return rc;
 }
 
 /* Looks a blob up for a repository (repo NULL: any); quarantined is gone. */
@@ -169,6 +160,7 @@ reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
 	uint64_t set;
 	int rc;
 
+	*start = 0;
 	chunk_key(key, r->set, off);
 	*k = (MDB_val){ sizeof(key), key };
 	rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
@@ -206,7 +198,7 @@ store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
 	struct chunk_hdr h;
 	uint8_t *dst = buf;
 	size_t done = 0;
-	uint64_t start;
+	uint64_t start = 0;
 	int rc;
 
 	*nread = 0;

@@ -452,9 +452,8 @@ store_manifest_get(struct store *st, const char *repo, size_t repolen,
 	MDB_val k = { sizeof(key), key }, v;
 	MDB_txn *txn = NULL;
 	ZSTD_DCtx *dctx = NULL;
+	struct manifest_rec mr;
 	struct chunk_hdr h;
-	const uint8_t *p;
-	size_t mtlen;
 	void *buf = NULL;
 	char *mt = NULL;
 	int rc;
@@ -480,32 +479,25 @@ store_manifest_get(struct store *st, const char *repo, size_t repolen,
 		    store_mdb_error(rc, "manifest get");
 		goto out;
 	}
-	p = v.mv_data;
-	rc = STORE_E_CORRUPT;
-	if (v.mv_size < FORMAT_MANIFEST_FIXED_BYTES)
-		goto out;
-	mtlen = format_get_le16(p + 8);
-	if (mtlen > v.mv_size - FORMAT_MANIFEST_FIXED_BYTES)
-		goto out;
-	p += FORMAT_MANIFEST_FIXED_BYTES;
-	rc = chunk_verify(p + mtlen, v.mv_size - FORMAT_MANIFEST_FIXED_BYTES - mtlen,
-	    MANIFEST_MAX_BYTES, &h);
+	rc = record_manifest_decode(v.mv_data, v.mv_size, &mr);
+	if (rc == 0)
+		rc = chunk_verify(mr.chunk, mr.chunk_len, MANIFEST_MAX_BYTES, &h);
 	if (rc != 0)
 		goto out;
 	buf = malloc(h.raw_len > 0 ? h.raw_len : 1);
 	dctx = ZSTD_createDCtx();
 	if (media_type != NULL)
-		mt = malloc(mtlen + 1);
+		mt = malloc(mr.media_type_len + 1);
 	if (buf == NULL || dctx == NULL || (media_type != NULL && mt == NULL)) {
 		rc = STORE_E_NOMEM;
 		goto out;
 	}
-	rc = chunk_decode(p + mtlen, &h, dctx, buf, h.raw_len);
+	rc = chunk_decode(mr.chunk, &h, dctx, buf, h.raw_len);
 	if (rc != 0)
 		goto out;
 	if (mt != NULL) {
-		memcpy(mt, p, mtlen);
-		mt[mtlen] = '\0';
+		memcpy(mt, mr.media_type, mr.media_type_len);
+		mt[mr.media_type_len] = '\0';
 		*media_type = mt;
 		mt = NULL;
 	}
@@ -539,10 +531,9 @@ store_tag_get(struct store *st, const char *repo, size_t repolen,
 	k = (MDB_val){ (size_t)n, key };
 	rc = store_mdb_error(mdb_get(txn, st->dbi[DBI_TAGS], &k, &v), "tag get");
 	if (rc == 0) {
-		if (v.mv_size != FORMAT_TAG_BYTES)
-			rc = STORE_E_CORRUPT;
-		else
-			rc = digest_from_key(v.mv_data, FORMAT_DIGEST_KEY_BYTES, out);
+		uint64_t updated;
+
+		rc = record_tag_decode(v.mv_data, v.mv_size, out, &updated);
 	}
 	store_rtxn_end(txn);
 	return rc;
@@ -661,30 +652,13 @@ store_referrers_list(struct store *st, const char *repo, size_t repolen,
 	while (rc == 0 && k.mv_size == (size_t)plen + FORMAT_DIGEST_KEY_BYTES &&
 	    memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
 		struct store_referrer r;
-		const uint8_t *p = v.mv_data;
-		size_t mtlen, atlen;
 
-		memset(&r, 0, sizeof(r));
-		if (v.mv_size < 12 || digest_from_key((const uint8_t *)k.mv_data +
-		    plen, FORMAT_DIGEST_KEY_BYTES, &r.digest) != 0) {
+		if (record_referrer_decode(v.mv_data, v.mv_size, &r) != 0 ||
+		    digest_from_key((const uint8_t *)k.mv_data + plen,
+		    FORMAT_DIGEST_KEY_BYTES, &r.digest) != 0) {
 			rc = STORE_E_CORRUPT;
 			goto out;
 		}
-		mtlen = format_get_le16(p + 8);
-		if (mtlen > v.mv_size - 12) {
-			rc = STORE_E_CORRUPT;
-			goto out;
-		}
-		atlen = format_get_le16(p + 10 + mtlen);
-		if (atlen != v.mv_size - 12 - mtlen) {
-			rc = STORE_E_CORRUPT;
-			goto out;
-		}
-		r.size = format_get_le64(p);
-		r.media_type = (const char *)p + 10;
-		r.media_type_len = mtlen;
-		r.artifact_type = (const char *)p + 12 + mtlen;
-		r.artifact_type_len = atlen;
 		if (fn(arg, &r) != 0)
 			break;
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);

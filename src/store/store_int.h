@@ -196,6 +196,37 @@ int link_del_all(struct store_wtxn *w, uint8_t kind, const struct oci_digest *d)
 int link_any(struct store *st, MDB_txn *txn, uint8_t kind,
     const struct oci_digest *d);
 
+/* ---- record.c: decoders of untrusted record values ------------------- */
+
+struct upload_rec {
+	uint64_t set, offset, created, updated, stored;
+	uint32_t flags, nchunks;
+	uint32_t sha_buffered;          /* bytes in the hash's partial block */
+	const uint8_t *sha_state;       /* FORMAT_SHA256_STATE_BYTES, borrowed */
+	const char *repo;               /* borrowed, not NUL-terminated */
+	size_t repolen;
+};
+
+struct manifest_rec {
+	uint64_t created;
+	const char *media_type;         /* borrowed */
+	size_t media_type_len;
+	const uint8_t *chunk;           /* encoded chunk, borrowed */
+	size_t chunk_len;
+};
+
+/* Each returns 0 or STORE_E_CORRUPT; pointers borrow from val. */
+int record_blob_decode(const void *val, size_t len,
+    struct store_blob_info *info, uint64_t *set);
+int record_upload_decode(const void *val, size_t len, struct upload_rec *out);
+int record_manifest_decode(const void *val, size_t len,
+    struct manifest_rec *out);
+int record_tag_decode(const void *val, size_t len, struct oci_digest *d,
+    uint64_t *updated);
+/* r->digest is left zero: it lives in the key. */
+int record_referrer_decode(const void *val, size_t len,
+    struct store_referrer *r);
+
 /* ---- blob.c ------------------------------------------------------------ */
 
 int blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,

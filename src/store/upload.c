@@ -95,23 +95,20 @@ sha_state_encode(uint8_t *p, const SHA256_CTX *c)
 	memcpy(p + 44, c->data, c->num);
 }
 
-static int
-sha_state_decode(const uint8_t *p, SHA256_CTX *c)
+/* Rebuilds a hash state checked by record_upload_decode. */
+static void
+sha_state_decode(const struct upload_rec *r, SHA256_CTX *c)
 {
-	uint64_t bits = format_get_le64(p + 32);
-	uint32_t num = format_get_le32(p + 40);
+	const uint8_t *p = r->sha_state;
+	uint64_t bits = r->offset * 8;
 
-	if (num >= SHA256_CBLOCK || bits % 8 != 0 ||
-	    (bits / 8) % SHA256_CBLOCK != num)
-		return STORE_E_CORRUPT;
 	SHA256_Init(c);
 	for (int i = 0; i < 8; i++)
 		c->h[i] = format_get_le32(p + 4 * i);
 	c->Nl = (SHA_LONG)bits;
 	c->Nh = (SHA_LONG)(bits >> 32);
-	c->num = num;
-	memcpy(c->data, p + 44, num);
-	return 0;
+	c->num = r->sha_buffered;
+	memcpy(c->data, p + 44, r->sha_buffered);
 }
 
 static void
@@ -162,28 +159,21 @@ upload_record_put(struct store_wtxn *w, struct store_upload *up)
 static int
 upload_record_parse(struct store_upload *up, const MDB_val *v)
 {
-	const uint8_t *p = v->mv_data;
-	size_t repolen;
+	struct upload_rec r;
+	int rc;
 
-	if (v->mv_size < FORMAT_UPLOAD_FIXED_BYTES)
-		return STORE_E_CORRUPT;
-	repolen = format_get_le16(p + 48 + FORMAT_SHA256_STATE_BYTES);
-	if (v->mv_size != FORMAT_UPLOAD_FIXED_BYTES + repolen ||
-	    !oci_name_valid((const char *)p + FORMAT_UPLOAD_FIXED_BYTES, repolen))
-		return STORE_E_CORRUPT;
-	up->set = format_get_le64(p);
-	up->w_offset = format_get_le64(p + 8);
-	up->created = format_get_le64(p + 16);
-	up->w_flags = format_get_le32(p + 32);
-	up->w_nchunks = format_get_le32(p + 36);
-	up->w_stored = format_get_le64(p + 40);
-	memcpy(up->repo, p + FORMAT_UPLOAD_FIXED_BYTES, repolen);
-	up->repolen = repolen;
-	if (sha_state_decode(p + 48, &up->sha) != 0)
-		return STORE_E_CORRUPT;
-	/* The hash has seen exactly the committed bytes. */
-	if (((uint64_t)up->sha.Nh << 32 | up->sha.Nl) / 8 != up->w_offset)
-		return STORE_E_CORRUPT;
+	rc = record_upload_decode(v->mv_data, v->mv_size, &r);
+	if (rc != 0)
+		return rc;
+	up->set = r.set;
+	up->w_offset = r.offset;
+	up->created = r.created;
+	up->w_flags = r.flags;
+	up->w_nchunks = r.nchunks;
+	up->w_stored = r.stored;
+	memcpy(up->repo, r.repo, r.repolen);
+	up->repolen = r.repolen;
+	sha_state_decode(&r, &up->sha);
 	return 0;
 }
 
