@@ -1,17 +1,19 @@
 /*
  * Uploads: bytes streamed into a chunk set under an upload id, hashed as
- * they are committed, and turned into a blob by finish.
+ * they arrive, and turned into a blob by finish.
  *
  * State lives in three places:
- * - caller side (offset, the staging buffer of bytes not yet a full chunk):
- *   touched only by the thread using the handle;
- * - writer side (SHA-256 state, committed offset, chunk count, flags):
- *   touched only by op apply()/done() on the writer thread, and saved in
- *   the upload record in the same transaction as each chunk, so a restart
- *   resumes exactly where the last commit ended;
+ * - caller side (offset, SHA-256 state, the staging buffer of bytes not yet
+ *   a full chunk): touched only by the thread using the handle. Hashing
+ *   here, while the bytes are hot in cache, keeps the writer thread free
+ *   for the disk. Each chunk op carries the hash state as of its last byte;
+ * - writer side (committed offset, stored bytes, chunk count, flags):
+ *   touched only by op apply()/done() on the writer thread. Each chunk is
+ *   committed with the upload record holding the op's hash state, so a
+ *   restart resumes exactly where the last commit ended;
  * - shared (pending bytes, in-flight ops, sticky error): under up->lock.
- * A failed op leaves the writer side unknown, so the handle is poisoned
- * (STORE_E_FAILED); store_upload_resume() starts again from what is
+ * A failed chunk op leaves the caller's hash ahead of what is stored, so
+ * the handle is poisoned; store_upload_resume() starts again from what is
  * committed.
  *
  * The SHA-256 state is kept as OpenSSL's SHA256_CTX because OpenSSL 3
@@ -40,6 +42,7 @@ struct store_upload {
 
 	/* caller side */
 	uint64_t offset;
+	SHA256_CTX sha;
 	uint8_t *stage;
 	size_t staged;
 
@@ -52,20 +55,26 @@ struct store_upload {
 	bool ended;
 
 	/* writer side */
-	SHA256_CTX sha;
 	uint64_t w_offset;
 	uint64_t w_stored;
 	uint32_t w_nchunks;
 	uint32_t w_flags;
+	uint32_t w_zstd_skip;   /* chunks left before zstd is tried again */
 	bool w_failed;
 };
 
 /* What an op may roll back if its nested transaction is aborted. */
 struct upload_wstate {
-	SHA256_CTX sha;
 	uint64_t offset, stored;
-	uint32_t nchunks, flags;
+	uint32_t nchunks, flags, zstd_skip;
 };
+
+/*
+ * After a chunk zstd could not shrink, the next chunks of the upload are
+ * stored raw without trying; an incompressible layer then costs zstd one
+ * chunk in this many, while a tar that turns compressible is caught soon.
+ */
+#define UPLOAD_ZSTD_REPROBE_CHUNKS 16
 
 enum upload_op_kind {
 	UPLOAD_OP_NEW,
@@ -80,6 +89,9 @@ struct upload_op {
 	enum upload_op_kind kind;
 	uint8_t *data;          /* owned: chunk bytes */
 	size_t len;
+	uint8_t sha[FORMAT_SHA256_STATE_BYTES]; /* hash state after data */
+	struct oci_digest got;  /* finish: digest of everything written */
+	uint64_t got_size;
 	struct oci_digest expect;
 	uint64_t expect_size;
 };
@@ -114,25 +126,26 @@ sha_state_decode(const struct upload_rec *r, SHA256_CTX *c)
 static void
 upload_wstate_save(const struct store_upload *up, struct upload_wstate *s)
 {
-	s->sha = up->sha;
 	s->offset = up->w_offset;
 	s->stored = up->w_stored;
 	s->nchunks = up->w_nchunks;
 	s->flags = up->w_flags;
+	s->zstd_skip = up->w_zstd_skip;
 }
 
 static void
 upload_wstate_restore(struct store_upload *up, const struct upload_wstate *s)
 {
-	up->sha = s->sha;
 	up->w_offset = s->offset;
 	up->w_stored = s->stored;
 	up->w_nchunks = s->nchunks;
 	up->w_flags = s->flags;
+	up->w_zstd_skip = s->zstd_skip;
 }
 
 static int
-upload_record_put(struct store_wtxn *w, struct store_upload *up)
+upload_record_put(struct store_wtxn *w, struct store_upload *up,
+    const uint8_t sha[FORMAT_SHA256_STATE_BYTES])
 {
 	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
 	uint8_t *p;
@@ -150,7 +163,7 @@ upload_record_put(struct store_wtxn *w, struct store_upload *up)
 	format_put_le32(p + 32, up->w_flags);
 	format_put_le32(p + 36, up->w_nchunks);
 	format_put_le64(p + 40, up->w_stored);
-	sha_state_encode(p + 48, &up->sha);
+	memcpy(p + 48, sha, FORMAT_SHA256_STATE_BYTES);
 	format_put_le16(p + 48 + FORMAT_SHA256_STATE_BYTES, (uint16_t)up->repolen);
 	memcpy(p + FORMAT_UPLOAD_FIXED_BYTES, up->repo, up->repolen);
 	return 0;
@@ -167,6 +180,7 @@ upload_record_parse(struct store_upload *up, const MDB_val *v)
 		return rc;
 	up->set = r.set;
 	up->w_offset = r.offset;
+	up->offset = r.offset;
 	up->created = r.created;
 	up->w_flags = r.flags;
 	up->w_nchunks = r.nchunks;
@@ -207,6 +221,7 @@ upload_chunk_write(struct store_wtxn *w, struct store_upload *up,
     const uint8_t *data, size_t len)
 {
 	size_t stored;
+	bool compress;
 	int rc;
 
 	if (len == 0)
@@ -216,11 +231,15 @@ upload_chunk_write(struct store_wtxn *w, struct store_upload *up,
 		if (chunk_is_compressed_stream(data, len))
 			up->w_flags |= FORMAT_UPLOAD_F_NOCOMPRESS;
 	}
-	rc = chunk_put(w, up->set, up->w_offset, data, len,
-	    !(up->w_flags & FORMAT_UPLOAD_F_NOCOMPRESS), &stored);
+	compress = !(up->w_flags & FORMAT_UPLOAD_F_NOCOMPRESS) &&
+	    up->w_zstd_skip == 0;
+	if (up->w_zstd_skip > 0)
+		up->w_zstd_skip--;
+	rc = chunk_put(w, up->set, up->w_offset, data, len, compress, &stored);
 	if (rc != 0)
 		return rc;
-	SHA256_Update(&up->sha, data, len);
+	if (compress && stored == len)
+		up->w_zstd_skip = UPLOAD_ZSTD_REPROBE_CHUNKS - 1;
 	up->w_offset += len;
 	up->w_stored += stored;
 	up->w_nchunks++;
@@ -234,13 +253,13 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
 	uint8_t key[FORMAT_DIGEST_KEY_BYTES], rec[FORMAT_BLOB_BYTES];
 	struct store_blob_info info;
-	struct oci_digest got;
-	SHA256_CTX c = up->sha;
+	struct oci_digest got = uo->got;
 	uint64_t set;
 	int rc;
 
-	got.alg = OCI_DIGEST_SHA256;
-	SHA256_Final(got.hash, &c);
+	/* The caller hashed exactly what was committed before this op. */
+	if (uo->got_size != up->w_offset)
+		return STORE_E_FAILED;
 	if (!oci_digest_equal(&got, &uo->expect))
 		return STORE_E_DIGEST;
 	if (uo->expect_size != UINT64_MAX && uo->expect_size != up->w_offset)
@@ -301,12 +320,12 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 		up->created = w->now;
 		rc = next_set_id(w, &up->set);
 		if (rc == 0)
-			rc = upload_record_put(w, up);
+			rc = upload_record_put(w, up, uo->sha);
 		break;
 	case UPLOAD_OP_CHUNK:
 		rc = upload_chunk_write(w, up, uo->data, uo->len);
 		if (rc == 0)
-			rc = upload_record_put(w, up);
+			rc = upload_record_put(w, up, uo->sha);
 		break;
 	case UPLOAD_OP_FINISH:
 		rc = upload_finish_apply(w, uo);
@@ -373,6 +392,7 @@ upload_op_new(struct store_upload *up, enum upload_op_kind kind)
 	uo->op.done = upload_done;
 	uo->up = up;
 	uo->kind = kind;
+	sha_state_encode(uo->sha, &up->sha);
 	if (kind != UPLOAD_OP_CHUNK)
 		uo->op.flags = STORE_OP_DURABLE;
 	pthread_mutex_lock(&up->lock);
@@ -489,7 +509,6 @@ store_upload_resume(struct store *st, const uint8_t id[FORMAT_UPLOAD_ID_BYTES],
 		store_upload_free(up);
 		return rc;
 	}
-	up->offset = up->w_offset;
 	*out = up;
 	return 0;
 }
@@ -563,6 +582,7 @@ store_upload_write(struct store_upload *up, const void *buf, size_t len)
 		if (n > len)
 			n = len;
 		memcpy(up->stage + up->staged, p, n);
+		SHA256_Update(&up->sha, p, n);
 		up->staged += n;
 		up->offset += n;
 		p += n;
@@ -621,6 +641,7 @@ store_upload_finish_async(struct store_upload *up, const struct oci_digest *expe
     uint64_t expect_size, store_done_fn *done, void *arg)
 {
 	struct upload_op *uo;
+	SHA256_CTX c;
 	int rc;
 
 	if (expect == NULL || expect->alg != OCI_DIGEST_SHA256)
@@ -631,6 +652,10 @@ store_upload_finish_async(struct store_upload *up, const struct oci_digest *expe
 	uo = upload_op_new(up, UPLOAD_OP_FINISH);
 	if (uo == NULL)
 		return STORE_E_NOMEM;
+	c = up->sha;
+	uo->got.alg = OCI_DIGEST_SHA256;
+	SHA256_Final(uo->got.hash, &c);
+	uo->got_size = up->offset;
 	uo->expect = *expect;
 	uo->expect_size = expect_size;
 	return upload_submit_after_tail(up, uo, done, arg);
