@@ -40,7 +40,10 @@
 #define FORMAT_META_HEADER      "header"        /* struct format_header */
 #define FORMAT_META_NEXT_SET    "next-set"      /* u64 LE: next chunk set id */
 
-/* meta "header" value: magic[8], u32 version, u32 flags (0), u64 created. */
+/*
+ * meta "header" value: magic[8], u32 version, u32 flags, u64 created.
+ * Format 1 defines no flags: a nonzero value is refused as a newer format.
+ */
 #define FORMAT_HEADER_BYTES     24
 
 /* Digest key: one algorithm byte, then the raw hash. */
@@ -58,13 +61,14 @@
  *   u64 size        raw length of the blob
  *   u64 stored      bytes of chunk payload on disk (after compression)
  *   u64 set         chunk set id holding the blob's chunks
- *   u64 created     unix seconds when the blob was first committed
+ *   u64 created     unix seconds when the blob was committed (or healed)
  *   u32 nchunks     number of chunks in the set
  *   u32 flags       FORMAT_BLOB_F_*
  *   u64 reserved    0
  */
 #define FORMAT_BLOB_BYTES       48
 #define FORMAT_BLOB_F_QUARANTINE 0x1u   /* moved out of service by fsck */
+#define FORMAT_BLOB_F_KNOWN     FORMAT_BLOB_F_QUARANTINE
 
 /*
  * chunks: u64 BE set id, u64 BE raw offset of the chunk in its blob (16)
@@ -108,13 +112,15 @@
 #define FORMAT_UPLOAD_FIXED_BYTES (48 + FORMAT_SHA256_STATE_BYTES + 2)
 #define FORMAT_UPLOAD_F_NOCOMPRESS 0x1u /* first bytes were gzip/zstd */
 #define FORMAT_UPLOAD_F_SNIFFED    0x2u /* the decision above was made */
+#define FORMAT_UPLOAD_F_KNOWN      (FORMAT_UPLOAD_F_NOCOMPRESS | FORMAT_UPLOAD_F_SNIFFED)
 
 /*
  * manifests: digest key (33) -> manifest record:
  *   u64 created     unix seconds
- *   u16 media type length, media type bytes
+ *   u16 media type length (1..255), media type bytes
  *   chunk header (16) + payload: the exact manifest bytes, raw or zstd,
- *   encoded exactly as a blob chunk.
+ *   with the blob chunk header and checksum but a raw length of up to
+ *   FORMAT_CHUNK_RAW_LIMIT; zstd is always tried.
  */
 #define FORMAT_MANIFEST_FIXED_BYTES (8 + 2)
 
@@ -122,7 +128,8 @@
 #define FORMAT_REPO_BYTES       8
 
 /*
- * links: repo, 0x00, kind (1), digest key (33) -> u64 linked (unix seconds).
+ * links: repo, 0x00, kind (1), digest key (33) -> u64 unix seconds of the
+ *        latest link (re-linking rewrites it).
  * rlinks: kind (1), digest key (33), repo -> empty.
  * Every links record has its rlinks mirror and the reverse.
  */

@@ -44,6 +44,8 @@
 #define STORE_E_CLOSED          (-15)   /* the store is shutting down */
 #define STORE_E_FAILED          (-16)   /* upload poisoned by an earlier error */
 #define STORE_E_UNSUPPORTED     (-17)   /* digest algorithm not supported */
+#define STORE_E_CONFLICT        (-18)   /* upload advanced or ended elsewhere */
+#define STORE_E_BUSY            (-19)   /* upload is finishing */
 
 #define STORE_MAP_SIZE_DEFAULT  ((uint64_t)1 << 40)     /* 1 TiB of address space */
 #define STORE_ZSTD_LEVEL_DEFAULT 1
@@ -106,7 +108,11 @@ struct store_referrer {
 	size_t artifact_type_len;
 };
 
-/* Completion callback for asynchronous calls; runs on the writer thread. */
+/*
+ * Completion callback for asynchronous calls; runs on the writer thread.
+ * It may use the upload handle, but must not free it: store_upload_free()
+ * waits for the handle's callbacks to return.
+ */
 typedef void store_done_fn(void *arg, int rc);
 /* Listing callback; name is borrowed for the call. Nonzero stops the walk. */
 typedef int store_name_fn(void *arg, const char *name, size_t len);
@@ -151,7 +157,11 @@ int store_stats_get(struct store *st, struct store_stats *out);
 int store_upload_new(struct store *st, const char *repo, size_t repolen,
     struct store_upload **out);
 
-/* Re-opens an upload by id, e.g. after a restart, at its committed offset. */
+/*
+ * Re-opens an upload by id, e.g. after a restart, at its committed offset.
+ * If another handle on the same upload commits first, this one gets
+ * STORE_E_CONFLICT instead of writing over its bytes.
+ */
 int store_upload_resume(struct store *st,
     const uint8_t id[FORMAT_UPLOAD_ID_BYTES], struct store_upload **out);
 
@@ -187,7 +197,9 @@ int store_upload_flush_async(struct store_upload *up, store_done_fn *done,
 /*
  * Ends the upload: writes any tail, checks the streamed digest against
  * *expect (STORE_E_DIGEST) and, if expect_size is not UINT64_MAX, the size
- * (STORE_E_SIZE). On a mismatch nothing is stored and the upload stays open.
+ * (STORE_E_SIZE). On a mismatch no blob is stored and the upload stays
+ * open with every byte written so far committed. While a finish is queued,
+ * writes and flushes return STORE_E_BUSY.
  * If the blob already exists its chunks are dropped (deduplicated). Either
  * way the blob is linked to the upload's repository and the upload record
  * is gone. The handle must still be freed.

@@ -1,7 +1,8 @@
 /*
  * Blobs: records in "blobs" pointing at a chunk set, repository links, and
- * ranged reads. A reader holds no transaction between calls, so a slow
- * download never pins pages the writer has freed.
+ * ranged reads. A reader holds no transaction (nor LMDB reader slot)
+ * between calls, so a slow download never pins pages the writer has freed
+ * and idle downloads never exhaust the reader table.
  */
 #include "config.h"
 
@@ -12,7 +13,7 @@
 
 struct store_blob_reader {
 	struct store *st;
-	MDB_txn *txn;           /* reset between reads */
+	MDB_txn *txn;           /* only during a read */
 	ZSTD_DCtx *dctx;
 	uint8_t *buf;           /* one decoded chunk, FORMAT_CHUNK_RAW_MAX */
 	struct oci_digest digest;
@@ -111,7 +112,8 @@ store_blob_reader_open(struct store *st, const char *repo, size_t repolen,
 	if (rc != 0)
 		goto fail;
 	rc = blob_lookup(st, r->txn, repo, repolen, d, &info, &r->set);
-	store_rtxn_reset(r->txn);
+	store_rtxn_end(r->txn);
+	r->txn = NULL;
 	if (rc != 0)
 		goto fail;
 	r->digest = *d;
@@ -140,7 +142,6 @@ store_blob_reader_close(struct store_blob_reader *r)
 {
 	if (r == NULL)
 		return;
-	store_rtxn_end(r->txn);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->buf);
 	free(r);
@@ -186,7 +187,7 @@ reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
 	rc = blob_get(r->st, r->txn, &r->digest, &info, &set);
 	if (rc == 0 && set == r->set)
 		return STORE_E_CORRUPT;
-	return STORE_E_NOTFOUND;
+	return rc == 0 || rc == STORE_E_NOTFOUND ? STORE_E_NOTFOUND : rc;
 }
 
 int
@@ -208,7 +209,7 @@ store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
 		len = (size_t)(r->size - offset);
 	if (len == 0)
 		return 0;
-	rc = store_rtxn_renew(r->txn);
+	rc = store_rtxn_begin(r->st, &r->txn);
 	if (rc != 0)
 		return rc;
 	rc = store_mdb_error(mdb_cursor_open(r->txn, r->st->dbi[DBI_CHUNKS], &c),
@@ -239,7 +240,8 @@ store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
 			done += n;
 	}
 	mdb_cursor_close(c);
-	store_rtxn_reset(r->txn);
+	store_rtxn_end(r->txn);
+	r->txn = NULL;
 	if (rc != 0)
 		return rc;
 	*nread = done;

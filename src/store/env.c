@@ -5,6 +5,9 @@
 #include "config.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,40 @@
 #include "util/log.h"
 
 #define STORE_MAX_DBS 16
+/*
+ * Read transactions are short (one per call), but every reading thread
+ * and every tool process holds one while it reads.
+ */
+#define STORE_MAX_READERS 1024
+
+/*
+ * glibc gives freed heap tops back to the kernel past 128 KiB and serves
+ * allocations of 1 MiB and more with fresh mmaps. LMDB allocates each dirty
+ * 1 MiB chunk page run with malloc and frees it at commit, so by default
+ * every chunk pays 256 page faults and the zeroing of 1 MiB on its way to
+ * disk. Keeping one group commit's worth of heap instead is bounded and
+ * was measured to cut the writer's per-chunk work about threefold
+ * (docs/PERFORMANCE.md).
+ */
+#define STORE_MALLOC_TRIM_BYTES (2 * STORE_BATCH_MAX_BYTES)
+#define STORE_MALLOC_MMAP_BYTES ((size_t)32 << 20)
+
+static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+
+static void
+malloc_tune_once(void)
+{
+#ifdef __GLIBC__
+	mallopt(M_MMAP_THRESHOLD, (int)STORE_MALLOC_MMAP_BYTES);
+	mallopt(M_TRIM_THRESHOLD, (int)STORE_MALLOC_TRIM_BYTES);
+#endif
+}
+
+void
+store_malloc_tune(void)
+{
+	pthread_once(&malloc_once, malloc_tune_once);
+}
 
 static const char *const dbi_names[DBI_COUNT] = {
 	[DBI_META] = FORMAT_DB_META,
@@ -58,6 +95,8 @@ store_strerror(int rc)
 	case STORE_E_CLOSED: return "store is closed";
 	case STORE_E_FAILED: return "upload failed earlier and cannot continue";
 	case STORE_E_UNSUPPORTED: return "unsupported digest algorithm";
+	case STORE_E_CONFLICT: return "upload was changed through another handle";
+	case STORE_E_BUSY: return "upload is finishing";
 	default: return "unknown store error";
 	}
 }
@@ -102,132 +141,93 @@ upgrade_step(struct store_wtxn *w, uint32_t from)
 	return STORE_E_FORMAT_OLD;
 }
 
-struct header_ctx {
+struct meta_ctx {
 	unsigned flags;
-	uint32_t version;       /* out */
+	uint32_t version;       /* out: as found, created or upgraded to */
 };
 
-/* Reads, creates or upgrades the header, in one write transaction. */
 static int
-header_check(struct store_wtxn *w, void *arg)
+dbi_open_one(struct store_wtxn *w, enum store_dbi i, bool create)
 {
-	struct header_ctx *hc = arg;
+	int rc = mdb_dbi_open(w->txn, dbi_names[i], create ? MDB_CREATE : 0,
+	    &w->st->dbi[i]);
+
+	if (rc == MDB_NOTFOUND)
+		return i == DBI_META ? STORE_E_NOT_STORE : STORE_E_CORRUPT;
+	return store_mdb_error(rc, "open database");
+}
+
+/*
+ * The whole open check in one transaction, so that a refused store is
+ * left exactly as it was: open "meta", read the header, decide (create,
+ * refuse or upgrade), and only then open, or for a new store create, the
+ * other databases. A read-only handle runs this in a read transaction and
+ * never gets as far as creating or upgrading.
+ */
+static int
+meta_open(struct store_wtxn *w, void *arg)
+{
+	struct meta_ctx *mc = arg;
 	MDB_val k = { strlen(FORMAT_META_HEADER), (void *)FORMAT_META_HEADER }, v;
+	bool create = mc->flags & STORE_OPEN_CREATE;
+	bool fresh = false;
 	uint64_t created;
-	uint32_t version;
 	int rc;
 
+	rc = dbi_open_one(w, DBI_META, create);
+	if (rc != 0)
+		return rc;
 	rc = mdb_get(w->txn, w->st->dbi[DBI_META], &k, &v);
 	if (rc == MDB_NOTFOUND) {
-		if (!(hc->flags & STORE_OPEN_CREATE))
+		if (!create)
 			return STORE_E_NOT_STORE;
-		hc->version = FORMAT_VERSION;
-		return header_write(w, FORMAT_VERSION, w->now);
-	}
-	if (rc != 0)
-		return store_mdb_error(rc, "read header");
-	if (v.mv_size != FORMAT_HEADER_BYTES ||
-	    memcmp(v.mv_data, FORMAT_MAGIC, FORMAT_MAGIC_BYTES) != 0)
-		return STORE_E_NOT_STORE;
-	version = format_get_le32((const uint8_t *)v.mv_data + 8);
-	created = format_get_le64((const uint8_t *)v.mv_data + 16);
-	hc->version = version;
-	if (version > FORMAT_VERSION)
-		return STORE_E_FORMAT_NEWER;
-	if (version == FORMAT_VERSION)
-		return 0;
-	if (!(hc->flags & STORE_OPEN_UPGRADE) || version < FORMAT_VERSION_MIN)
-		return STORE_E_FORMAT_OLD;
-	for (uint32_t from = version; from < FORMAT_VERSION; from++) {
-		rc = upgrade_step(w, from);
+		fresh = true;
+		mc->version = FORMAT_VERSION;
+		rc = header_write(w, FORMAT_VERSION, w->now);
 		if (rc != 0)
 			return rc;
-		log_info("store: upgraded format %u to %u", from, from + 1);
-	}
-	hc->version = FORMAT_VERSION;
-	return header_write(w, FORMAT_VERSION, created);
-}
-
-/* Read-only handles only read the header; they never change a store. */
-static int
-header_check_readonly(struct store *st, uint32_t *version)
-{
-	MDB_val k = { strlen(FORMAT_META_HEADER), (void *)FORMAT_META_HEADER }, v;
-	MDB_txn *txn = NULL;
-	int rc;
-
-	*version = 0;
-	rc = store_rtxn_begin(st, &txn);
-	if (rc != 0)
-		return rc;
-	rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
-	if (rc == MDB_NOTFOUND) {
-		rc = STORE_E_NOT_STORE;
 	} else if (rc != 0) {
-		rc = store_mdb_error(rc, "read header");
-	} else if (v.mv_size != FORMAT_HEADER_BYTES ||
-	    memcmp(v.mv_data, FORMAT_MAGIC, FORMAT_MAGIC_BYTES) != 0) {
-		rc = STORE_E_NOT_STORE;
+		return store_mdb_error(rc, "read header");
 	} else {
-		*version = format_get_le32((const uint8_t *)v.mv_data + 8);
-		if (*version > FORMAT_VERSION)
-			rc = STORE_E_FORMAT_NEWER;
-		else if (*version < FORMAT_VERSION)
-			rc = STORE_E_FORMAT_OLD;
-	}
-	store_rtxn_end(txn);
-	return rc;
-}
-
-struct dbi_ctx {
-	bool create;
-};
-
-static int
-dbis_open_fn(struct store_wtxn *w, void *arg)
-{
-	struct dbi_ctx *dc = arg;
-	int rc;
-
-	for (int i = 0; i < DBI_COUNT; i++) {
-		rc = mdb_dbi_open(w->txn, dbi_names[i], dc->create ? MDB_CREATE : 0,
-		    &w->st->dbi[i]);
-		if (rc == MDB_NOTFOUND)
+		if (v.mv_size != FORMAT_HEADER_BYTES ||
+		    memcmp(v.mv_data, FORMAT_MAGIC, FORMAT_MAGIC_BYTES) != 0)
 			return STORE_E_NOT_STORE;
+		mc->version = format_get_le32((const uint8_t *)v.mv_data + 8);
+		created = format_get_le64((const uint8_t *)v.mv_data + 16);
+		if (mc->version > FORMAT_VERSION ||
+		    format_get_le32((const uint8_t *)v.mv_data + 12) != 0)
+			return STORE_E_FORMAT_NEWER;
+		if (mc->version < FORMAT_VERSION) {
+			if (!(mc->flags & STORE_OPEN_UPGRADE) ||
+			    mc->version < FORMAT_VERSION_MIN)
+				return STORE_E_FORMAT_OLD;
+			for (uint32_t from = mc->version; from < FORMAT_VERSION;
+			    from++) {
+				rc = upgrade_step(w, from);
+				if (rc != 0)
+					return rc;
+				log_info("store: upgraded format %u to %u", from,
+				    from + 1);
+			}
+			mc->version = FORMAT_VERSION;
+			rc = header_write(w, FORMAT_VERSION, created);
+			if (rc != 0)
+				return rc;
+		}
+	}
+	for (int i = DBI_META + 1; i < DBI_COUNT; i++) {
+		rc = dbi_open_one(w, (enum store_dbi)i, fresh);
 		if (rc != 0)
-			return store_mdb_error(rc, "open database");
+			return rc;
 	}
 	return 0;
-}
-
-/* Named databases are opened once, in a transaction, and then shared. */
-static int
-dbis_open(struct store *st, bool create)
-{
-	struct dbi_ctx dc = { create };
-	MDB_txn *txn = NULL;
-	struct store_wtxn w = { .st = st };
-	int rc;
-
-	if (!(st->flags & STORE_OPEN_READONLY))
-		return store_txn_run_now(st, dbis_open_fn, &dc);
-	rc = store_rtxn_begin(st, &txn);
-	if (rc != 0)
-		return rc;
-	w.txn = txn;
-	rc = dbis_open_fn(&w, &dc);
-	/* Handles opened in a read-only transaction survive only if it commits. */
-	if (rc == 0)
-		rc = store_mdb_error(mdb_txn_commit(txn), "open databases");
-	else
-		store_rtxn_end(txn);
-	return rc;
 }
 
 static int
 ensure_folder(const char *path, bool create)
 {
 	struct stat sb;
+	int e;
 
 	if (stat(path, &sb) == 0) {
 		if (!S_ISDIR(sb.st_mode)) {
@@ -236,24 +236,42 @@ ensure_folder(const char *path, bool create)
 		}
 		return 0;
 	}
-	if (errno != ENOENT || !create) {
-		log_error("store: %s: %s", path, strerror(errno));
-		return errno == ENOENT ? STORE_E_NOTFOUND : STORE_E_IO;
+	e = errno;
+	if (e != ENOENT || !create) {
+		log_error("store: %s: %s", path, strerror(e));
+		return e == ENOENT ? STORE_E_NOTFOUND : STORE_E_IO;
 	}
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-		log_error("store: mkdir %s: %s", path, strerror(errno));
+		e = errno;
+		log_error("store: mkdir %s: %s", path, strerror(e));
 		return STORE_E_IO;
 	}
 	return 0;
+}
+
+/* Without STORE_OPEN_CREATE, a folder with no data file holds no store. */
+static int
+ensure_data_file(const char *path)
+{
+	char file[4096];
+	struct stat sb;
+
+	if ((size_t)snprintf(file, sizeof(file), "%s/data.mdb", path) >=
+	    sizeof(file))
+		return STORE_E_INVALID;
+	if (stat(file, &sb) == 0)
+		return 0;
+	log_error("store: %s holds no store (no data.mdb)", path);
+	return STORE_E_NOT_STORE;
 }
 
 int
 store_open(const struct store_options *opts, struct store **out)
 {
 	struct store *st = NULL;
-	struct header_ctx hc = { 0 };
+	struct meta_ctx mc = { 0 };
 	unsigned envflags = MDB_NOTLS | MDB_NOMETASYNC;
-	int rc;
+	int rc, stale = 0;
 
 	*out = NULL;
 	if (opts == NULL || opts->path == NULL ||
@@ -261,8 +279,11 @@ store_open(const struct store_options *opts, struct store **out)
 	    (opts->flags & (STORE_OPEN_CREATE | STORE_OPEN_UPGRADE))))
 		return STORE_E_INVALID;
 	rc = ensure_folder(opts->path, opts->flags & STORE_OPEN_CREATE);
+	if (rc == 0 && !(opts->flags & STORE_OPEN_CREATE))
+		rc = ensure_data_file(opts->path);
 	if (rc != 0)
 		return rc;
+	store_malloc_tune();
 
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
@@ -283,6 +304,7 @@ store_open(const struct store_options *opts, struct store **out)
 		goto out;
 	}
 	mdb_env_set_maxdbs(st->env, STORE_MAX_DBS);
+	mdb_env_set_maxreaders(st->env, STORE_MAX_READERS);
 	rc = mdb_env_set_mapsize(st->env, opts->map_size != 0 ? opts->map_size :
 	    STORE_MAP_SIZE_DEFAULT);
 	if (rc != 0) {
@@ -292,20 +314,16 @@ store_open(const struct store_options *opts, struct store **out)
 	rc = mdb_env_open(st->env, opts->path, envflags, 0600);
 	if (rc != 0) {
 		log_error("store: open %s: %s", opts->path, mdb_strerror(rc));
-		rc = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ?
-		    STORE_E_NOT_STORE : store_mdb_error(rc, "open");
+		rc = rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
+		    rc == ENOENT ? STORE_E_NOT_STORE : store_mdb_error(rc, "open");
 		goto out;
 	}
-	rc = dbis_open(st, !(opts->flags & STORE_OPEN_READONLY));
-	if (rc != 0)
-		goto out;
-	if (opts->flags & STORE_OPEN_READONLY) {
-		rc = header_check_readonly(st, &st->version);
-	} else {
-		hc.flags = opts->flags;
-		rc = store_txn_run_now(st, header_check, &hc);
-		st->version = hc.version;
-	}
+	/* Reader slots of processes that died (kill -9) would pin old pages. */
+	if (mdb_reader_check(st->env, &stale) == 0 && stale > 0)
+		log_info("store: cleared %d stale reader slot(s)", stale);
+	mc.flags = opts->flags;
+	rc = store_txn_run_now(st, meta_open, &mc);
+	st->version = mc.version;
 	if (rc != 0) {
 		if (rc == STORE_E_FORMAT_NEWER)
 			log_error("store: %s has format %u; this berth reads up "

@@ -196,8 +196,8 @@ link_del_all(struct store_wtxn *w, uint8_t kind, const struct oci_digest *d)
 		memcpy(repo, (const uint8_t *)k.mv_data + 1 +
 		    FORMAT_DIGEST_KEY_BYTES, repolen);
 		rc = link_del(w, (const char *)repo, repolen, kind, d);
-		if (rc == STORE_E_NOTFOUND) {
-			/* A lone rlink: drop it so the walk ends. */
+		if (rc == STORE_E_NOTFOUND || rc == STORE_E_INVALID) {
+			/* A lone or damaged rlink: drop it so the walk ends. */
 			rc = store_mdb_error(mdb_cursor_del(c, 0), "rlink delete");
 		}
 		if (rc != 0)

@@ -300,8 +300,9 @@ manifest_delete_apply(struct store_wtxn *w, struct manifest_op *mo)
 	if (rc != 0)
 		return rc;
 	k = (MDB_val){ FORMAT_DIGEST_KEY_BYTES, prefix };
-	return store_mdb_error(mdb_del(w->txn, w->st->dbi[DBI_MANIFESTS], &k, NULL),
-	    "manifest delete");
+	rc = mdb_del(w->txn, w->st->dbi[DBI_MANIFESTS], &k, NULL);
+	/* A link whose record is missing (damage) can still be removed. */
+	return rc == MDB_NOTFOUND ? 0 : store_mdb_error(rc, "manifest delete");
 }
 
 static int

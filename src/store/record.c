@@ -19,7 +19,8 @@ record_blob_decode(const void *val, size_t len, struct store_blob_info *info,
 
 	memset(info, 0, sizeof(*info));
 	*set = 0;
-	if (len != FORMAT_BLOB_BYTES)
+	if (len != FORMAT_BLOB_BYTES || format_get_le64(p + 40) != 0 ||
+	    (format_get_le32(p + 36) & ~FORMAT_BLOB_F_KNOWN) != 0)
 		return STORE_E_CORRUPT;
 	info->size = format_get_le64(p);
 	info->stored = format_get_le64(p + 8);
@@ -51,6 +52,8 @@ record_upload_decode(const void *val, size_t len, struct upload_rec *out)
 	out->flags = format_get_le32(p + 32);
 	out->nchunks = format_get_le32(p + 36);
 	out->stored = format_get_le64(p + 40);
+	if ((out->flags & ~FORMAT_UPLOAD_F_KNOWN) != 0)
+		goto corrupt;
 	sha = p + 48;
 	bits = format_get_le64(sha + 32);
 	out->sha_buffered = format_get_le32(sha + 40);
@@ -113,7 +116,8 @@ record_referrer_decode(const void *val, size_t len, struct store_referrer *r)
 	if (mtlen > len - 12)
 		return STORE_E_CORRUPT;
 	atlen = format_get_le16(p + 10 + mtlen);
-	if (atlen != len - 12 - mtlen || mtlen > FORMAT_MEDIA_TYPE_MAX_BYTES ||
+	if (atlen != len - 12 - mtlen || mtlen == 0 ||
+	    mtlen > FORMAT_MEDIA_TYPE_MAX_BYTES ||
 	    atlen > FORMAT_MEDIA_TYPE_MAX_BYTES)
 		return STORE_E_CORRUPT;
 	r->size = format_get_le64(p);

@@ -3,7 +3,7 @@
  * src/store/ includes this.
  *
  * Invariants:
- * - Only txn.c begins, commits, aborts, resets or renews LMDB transactions.
+ * - Only txn.c begins, commits and aborts LMDB transactions.
  * - Write transactions exist only on the writer thread, inside an op's
  *   apply(); an apply() never touches caller-visible memory, it works on
  *   writer-side state and the database; done() publishes results after the
@@ -46,7 +46,8 @@ struct store {
 
 	/* Writer thread and its queue, guarded by lock. */
 	pthread_t writer;
-	bool writer_started;
+	bool writer_started;    /* accepting ops; cleared by the writer on exit */
+	bool writer_joinable;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct store_op *head;
@@ -54,6 +55,7 @@ struct store {
 	bool stopping;
 
 	/* Writer-thread only. */
+	bool broken;            /* a failed commit or sync: no more writes */
 	ZSTD_CCtx *cctx;
 	uint8_t *scratch;
 	size_t scratch_cap;
@@ -120,15 +122,18 @@ void store_op_complete(struct store_op *op, int rc);
 /* Default done(): just completes. */
 void store_op_done_default(struct store_op *op, int rc);
 
-/* Runs fn inside one write transaction on the calling thread (open only). */
+/*
+ * Runs fn inside one transaction on the calling thread, before the writer
+ * thread exists (open only): a write transaction, committed durably, or on
+ * a read-only store a read transaction, committed so that database handles
+ * opened in it stay valid.
+ */
 int store_txn_run_now(struct store *st,
     int (*fn)(struct store_wtxn *w, void *arg), void *arg);
 
 /* Read-only transactions, short-lived, usable from any thread. */
 int store_rtxn_begin(struct store *st, MDB_txn **out);
 void store_rtxn_end(MDB_txn *txn);
-int store_rtxn_renew(MDB_txn *txn);
-void store_rtxn_reset(MDB_txn *txn);
 
 /* ---- chunk.c ----------------------------------------------------------- */
 
@@ -237,5 +242,8 @@ void blob_encode(uint8_t rec[FORMAT_BLOB_BYTES], const struct store_blob_info *b
 /* ---- env.c ------------------------------------------------------------- */
 
 uint64_t store_now(void);
+
+/* Tunes glibc malloc for chunk-sized allocations; once per process. */
+void store_malloc_tune(void);
 
 #endif /* BERTH_STORE_INT_H */

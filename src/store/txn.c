@@ -69,7 +69,8 @@ store_op_submit(struct store *st, struct store_op *op)
 {
 	op->next = NULL;
 	pthread_mutex_lock(&st->lock);
-	if (st->stopping || !st->writer_started) {
+	/* While stopping, the writer still drains what is queued. */
+	if (!st->writer_started) {
 		pthread_mutex_unlock(&st->lock);
 		op->done(op, (st->flags & STORE_OPEN_READONLY) ?
 		    STORE_E_READONLY : STORE_E_CLOSED);
@@ -153,6 +154,15 @@ writer_take_batch(struct store *st)
 }
 
 static void
+writer_break(struct store *st)
+{
+	if (!st->broken)
+		log_error("store: write failure; refusing writes until the "
+		    "store is reopened");
+	st->broken = true;
+}
+
+static void
 writer_run_batch(struct store *st, struct store_op *batch)
 {
 	struct store_wtxn w = { .st = st, .now = store_now() };
@@ -176,9 +186,13 @@ writer_run_batch(struct store *st, struct store_op *batch)
 		}
 	}
 
-	grc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
-	if (grc != 0)
-		grc = store_mdb_error(grc, "begin write");
+	if (st->broken) {
+		grc = STORE_E_IO;
+	} else {
+		grc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
+		if (grc != 0)
+			grc = store_mdb_error(grc, "begin write");
+	}
 	for (op = batch, i = 0; op != NULL; op = op->next, i++) {
 		MDB_txn *parent = w.txn, *child = NULL;
 
@@ -209,11 +223,22 @@ writer_run_batch(struct store *st, struct store_op *batch)
 		rc = mdb_txn_commit(w.txn);
 		if (rc != 0)
 			grc = store_mdb_error(rc, "commit");
+		/*
+		 * A full map or disk leaves the last good state in place. Any
+		 * other commit failure, or a failed sync, may have lost pages
+		 * the kernel will never write again (a failed fsync is not
+		 * retried): later commits would build on them, so the store
+		 * takes no more writes until it is reopened.
+		 */
+		if (rc != 0 && grc != STORE_E_MAP_FULL && grc != STORE_E_NOSPC)
+			writer_break(st);
 	}
 	if (grc == 0 && durable) {
 		rc = mdb_env_sync(st->env, 1);
-		if (rc != 0)
+		if (rc != 0) {
 			grc = store_mdb_error(rc, "sync");
+			writer_break(st);
+		}
 	}
 	for (op = batch, i = 0; op != NULL; op = next, i++) {
 		next = op->next;
@@ -233,8 +258,10 @@ writer_main(void *arg)
 	for (;;) {
 		while (st->head == NULL && !st->stopping)
 			pthread_cond_wait(&st->cond, &st->lock);
-		if (st->head == NULL && st->stopping)
+		if (st->head == NULL && st->stopping) {
+			st->writer_started = false;
 			break;
+		}
 		batch = writer_take_batch(st);
 		pthread_mutex_unlock(&st->lock);
 		writer_run_batch(st, batch);
@@ -255,20 +282,23 @@ store_writer_start(struct store *st)
 		return STORE_E_NOMEM;
 	}
 	st->writer_started = true;
+	st->writer_joinable = true;
 	return 0;
 }
 
 void
 store_writer_stop(struct store *st)
 {
-	if (!st->writer_started)
-		return;
+	bool joinable;
+
 	pthread_mutex_lock(&st->lock);
+	joinable = st->writer_joinable;
 	st->stopping = true;
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->lock);
-	pthread_join(st->writer, NULL);
-	st->writer_started = false;
+	if (joinable)
+		pthread_join(st->writer, NULL);
+	st->writer_joinable = false;
 }
 
 int
@@ -276,18 +306,19 @@ store_txn_run_now(struct store *st, int (*fn)(struct store_wtxn *, void *),
     void *arg)
 {
 	struct store_wtxn w = { .st = st, .now = store_now() };
+	bool ro = st->flags & STORE_OPEN_READONLY;
 	int rc;
 
-	rc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
+	rc = mdb_txn_begin(st->env, NULL, ro ? MDB_RDONLY : 0, &w.txn);
 	if (rc != 0)
-		return store_mdb_error(rc, "begin write");
+		return store_mdb_error(rc, "begin");
 	rc = fn(&w, arg);
 	if (rc != 0) {
 		mdb_txn_abort(w.txn);
 		return rc;
 	}
 	rc = mdb_txn_commit(w.txn);
-	if (rc == 0)
+	if (rc == 0 && !ro)
 		rc = mdb_env_sync(st->env, 1);
 	return store_mdb_error(rc, "commit");
 }
@@ -311,16 +342,4 @@ store_rtxn_end(MDB_txn *txn)
 {
 	if (txn != NULL)
 		mdb_txn_abort(txn);
-}
-
-int
-store_rtxn_renew(MDB_txn *txn)
-{
-	return store_mdb_error(mdb_txn_renew(txn), "renew read");
-}
-
-void
-store_rtxn_reset(MDB_txn *txn)
-{
-	mdb_txn_reset(txn);
 }

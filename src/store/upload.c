@@ -53,6 +53,7 @@ struct store_upload {
 	unsigned inflight;
 	int error;
 	bool ended;
+	bool finishing;         /* a finish is queued: no more bytes */
 
 	/* writer side */
 	uint64_t w_offset;
@@ -296,6 +297,30 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 	    "upload delete");
 }
 
+/*
+ * The upload record must be the one this handle continues: present, same
+ * chunk set, ending where the handle's committed offset ends. Anything else
+ * means the upload was finished, cancelled or advanced through another
+ * handle, and writing on would corrupt what that handle committed.
+ */
+static int
+upload_record_check(struct store_wtxn *w, struct store_upload *up)
+{
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
+	struct upload_rec r;
+	int rc;
+
+	rc = mdb_get(w->txn, w->st->dbi[DBI_UPLOADS], &k, &v);
+	if (rc != 0)
+		return store_mdb_error(rc, "upload get");
+	rc = record_upload_decode(v.mv_data, v.mv_size, &r);
+	if (rc != 0)
+		return rc;
+	if (r.set != up->set || r.offset != up->w_offset)
+		return STORE_E_CONFLICT;
+	return 0;
+}
+
 static bool
 upload_failure_poisons(enum upload_op_kind kind, int rc)
 {
@@ -315,6 +340,11 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 	if (up->w_failed && uo->kind != UPLOAD_OP_CANCEL)
 		return STORE_E_FAILED;
 	upload_wstate_save(up, &saved);
+	rc = uo->kind == UPLOAD_OP_NEW ? 0 : upload_record_check(w, up);
+	if (rc == STORE_E_CONFLICT && uo->kind == UPLOAD_OP_CANCEL)
+		rc = 0; /* the record is the upload's; cancelling it is safe */
+	if (rc != 0)
+		goto out;
 	switch (uo->kind) {
 	case UPLOAD_OP_NEW:
 		up->created = w->now;
@@ -339,6 +369,7 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 	default:
 		rc = STORE_E_INVALID;
 	}
+out:
 	/*
 	 * The nested transaction is rolled back; so is the writer side. Later
 	 * ops of this upload, maybe in this very batch, must not build on a
@@ -350,6 +381,15 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 			up->w_failed = true;
 	}
 	return rc;
+}
+
+static void
+upload_release(struct store_upload *up)
+{
+	pthread_mutex_lock(&up->lock);
+	up->inflight--;
+	pthread_cond_broadcast(&up->cond);
+	pthread_mutex_unlock(&up->lock);
 }
 
 static void
@@ -373,12 +413,21 @@ upload_done(struct store_op *op, int rc)
 		rc = up->error;
 	if (rc == 0 && (uo->kind == UPLOAD_OP_FINISH || uo->kind == UPLOAD_OP_CANCEL))
 		up->ended = true;
+	if (uo->kind == UPLOAD_OP_FINISH)
+		up->finishing = false;
 	up->pending -= uo->len;
-	up->inflight--;
-	pthread_cond_broadcast(&up->cond);
 	pthread_mutex_unlock(&up->lock);
 	free(uo->data);
-	store_op_complete(op, rc);
+	uo->data = NULL;
+	/*
+	 * The callback may still use the handle; the in-flight count drops
+	 * only after it, as the last touch of up, so store_upload_free()
+	 * cannot free the handle under it.
+	 */
+	if (op->notify != NULL)
+		op->notify(op->notify_arg, rc);
+	free(op);
+	upload_release(up);
 }
 
 static struct upload_op *
@@ -410,8 +459,14 @@ upload_stage_submit(struct store_upload *up)
 	if (up->staged == 0)
 		return 0;
 	uo = upload_op_new(up, UPLOAD_OP_CHUNK);
-	if (uo == NULL)
+	if (uo == NULL) {
+		/* The staged bytes are counted and hashed: the handle is lost. */
+		pthread_mutex_lock(&up->lock);
+		if (up->error == 0)
+			up->error = STORE_E_NOMEM;
+		pthread_mutex_unlock(&up->lock);
 		return STORE_E_NOMEM;
+	}
 	uo->data = up->stage;
 	uo->len = up->staged;
 	uo->op.bytes = up->staged;
@@ -430,7 +485,8 @@ upload_status(struct store_upload *up)
 	int rc;
 
 	pthread_mutex_lock(&up->lock);
-	rc = up->error != 0 ? up->error : up->ended ? STORE_E_NOTFOUND : 0;
+	rc = up->error != 0 ? up->error : up->ended ? STORE_E_NOTFOUND :
+	    up->finishing ? STORE_E_BUSY : 0;
 	pthread_mutex_unlock(&up->lock);
 	return rc;
 }
@@ -604,10 +660,8 @@ upload_submit_after_tail(struct store_upload *up, struct upload_op *uo,
 	int rc = upload_stage_submit(up);
 
 	if (rc != 0) {
-		pthread_mutex_lock(&up->lock);
-		up->inflight--;
-		pthread_mutex_unlock(&up->lock);
 		free(uo);
+		upload_release(up);
 		return rc;
 	}
 	uo->op.notify = done;
@@ -658,7 +712,17 @@ store_upload_finish_async(struct store_upload *up, const struct oci_digest *expe
 	uo->got_size = up->offset;
 	uo->expect = *expect;
 	uo->expect_size = expect_size;
-	return upload_submit_after_tail(up, uo, done, arg);
+	/* Set before the op can complete, which clears it. */
+	pthread_mutex_lock(&up->lock);
+	up->finishing = true;
+	pthread_mutex_unlock(&up->lock);
+	rc = upload_submit_after_tail(up, uo, done, arg);
+	if (rc != 0) {
+		pthread_mutex_lock(&up->lock);
+		up->finishing = false;
+		pthread_mutex_unlock(&up->lock);
+	}
+	return rc;
 }
 
 int

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -179,27 +181,86 @@ test_format_older_needs_upgrade(void **state)
 	assert_non_null(f->st);
 }
 
+/*
+ * A read-only handle in another process, as a tool beside the server: LMDB
+ * must not be opened twice in one process, so the reader is a child.
+ */
 static void
 test_readonly_handle(void **state)
 {
 	struct fixture *f = *state;
-	struct store_options o = { .path = f->dir, .flags = STORE_OPEN_READONLY };
-	struct store *ro = NULL;
-	struct store_upload *up = NULL;
-	struct store_blob_info info;
 	struct oci_digest d;
 	uint8_t *data = random_bytes(5000);
+	int status;
+	pid_t pid;
 
 	assert_int_equal(tu_put_blob(f->st, "ro/test", data, 5000, 777, &d), 0);
-	/* A second handle, as a tool would open beside the server. */
-	assert_int_equal(store_open(&o, &ro), 0);
-	assert_int_equal(store_blob_stat(ro, S("ro/test"), &d, &info), 0);
-	assert_int_equal(info.size, 5000);
-	assert_blob_equals(ro, "ro/test", &d, data, 5000, 1000);
-	assert_int_equal(store_upload_new(ro, S("ro/test"), &up), STORE_E_READONLY);
-	assert_int_equal(store_blob_delete(ro, &d), STORE_E_READONLY);
-	store_close(ro);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store_options o = { .path = f->dir,
+		    .flags = STORE_OPEN_READONLY };
+		struct store *ro = NULL;
+		struct store_upload *up = NULL;
+		struct store_blob_info info;
+		void *got = NULL;
+		size_t n = 0;
+
+		if (store_open(&o, &ro) != 0)
+			_exit(10);
+		if (store_blob_stat(ro, S("ro/test"), &d, &info) != 0 ||
+		    info.size != 5000)
+			_exit(11);
+		if (tu_read_blob(ro, "ro/test", &d, &got, &n, 1000) != 0 ||
+		    n != 5000 || memcmp(got, data, n) != 0)
+			_exit(12);
+		if (store_upload_new(ro, S("ro/test"), &up) != STORE_E_READONLY ||
+		    store_blob_delete(ro, &d) != STORE_E_READONLY)
+			_exit(13);
+		store_close(ro);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
 	free(data);
+}
+
+static void
+test_refused_open_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct store_options o = { .path = f->dir };
+	struct store *st = NULL;
+	char path[4096];
+	struct stat before, after;
+	char *empty = tu_tmpdir();
+
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(tu_stamp_version(f->dir, FORMAT_VERSION + 1), 0);
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	assert_int_equal(stat(path, &before), 0);
+	o.flags = STORE_OPEN_CREATE | STORE_OPEN_UPGRADE;
+	assert_int_equal(store_open(&o, &st), STORE_E_FORMAT_NEWER);
+	assert_int_equal(stat(path, &after), 0);
+	assert_int_equal(before.st_size, after.st_size);
+	assert_int_equal(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+	assert_int_equal(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+	assert_int_equal(tu_stamp_version(f->dir, FORMAT_VERSION), 0);
+	f->st = tu_open(f->dir, 0);
+	assert_non_null(f->st);
+
+	/* An empty folder opened without create: refused, left empty. */
+	o.path = empty;
+	o.flags = 0;
+	assert_int_equal(store_open(&o, &st), STORE_E_NOT_STORE);
+	snprintf(path, sizeof(path), "%s/data.mdb", empty);
+	assert_int_not_equal(stat(path, &after), 0);
+	o.flags = STORE_OPEN_READONLY;
+	assert_int_equal(store_open(&o, &st), STORE_E_NOT_STORE);
+	assert_null(st);
+	tu_rmdir(empty);
 }
 
 /* ---- uploads ----------------------------------------------------------- */
@@ -497,6 +558,63 @@ test_upload_async_write(void **state)
 }
 
 static void
+test_upload_two_handles_conflict(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 3 * MiB;
+	uint8_t *data = random_bytes(len);
+	struct store_upload *a = NULL, *b = NULL;
+	struct oci_digest d;
+
+	oci_digest_sha256(data, len, &d);
+	assert_int_equal(store_upload_new(f->st, S("two/handles"), &a), 0);
+	assert_int_equal(store_upload_write(a, data, MiB), 0);
+	assert_int_equal(store_upload_flush(a), 0);
+	/* A second handle on the same upload, as a retried request makes. */
+	assert_int_equal(store_upload_resume(f->st, store_upload_id(a), &b), 0);
+	assert_int_equal(store_upload_offset(b), MiB);
+	assert_int_equal(store_upload_write(a, data + MiB, MiB), 0);
+	assert_int_equal(store_upload_flush(a), 0);
+	/* b is behind what is stored: it may not write over a's bytes. */
+	assert_int_equal(store_upload_write(b, data + MiB, 7), 0);
+	assert_int_equal(store_upload_flush(b), STORE_E_CONFLICT);
+	assert_int_equal(store_upload_write(b, data, 1), STORE_E_CONFLICT);
+	store_upload_free(b);
+	assert_int_equal(store_upload_write(a, data + 2 * MiB, MiB), 0);
+	assert_int_equal(store_upload_finish(a, &d, len), 0);
+	/* After the finish, a stale handle cannot bring the upload back. */
+	assert_int_equal(store_upload_resume(f->st, store_upload_id(a), &b),
+	    STORE_E_NOTFOUND);
+	assert_int_equal(store_upload_flush(a), STORE_E_NOTFOUND);
+	store_upload_free(a);
+	assert_blob_equals(f->st, "two/handles", &d, data, len, MiB);
+	free(data);
+}
+
+static void
+test_upload_no_bytes_while_finishing(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *data = random_bytes(2 * MiB);
+	struct store_upload *up = NULL;
+	struct store_blob_info info;
+	struct oci_digest d;
+	int rc;
+
+	oci_digest_sha256(data, 2 * MiB, &d);
+	assert_int_equal(store_upload_new(f->st, S("finishing"), &up), 0);
+	assert_int_equal(store_upload_write(up, data, 2 * MiB), 0);
+	assert_int_equal(store_upload_finish_async(up, &d, 2 * MiB, NULL, NULL), 0);
+	/* Either still finishing or already finished: never accepted. */
+	rc = store_upload_write(up, data, 10);
+	assert_true(rc == STORE_E_BUSY || rc == STORE_E_NOTFOUND);
+	store_upload_free(up);  /* waits for the finish */
+	assert_int_equal(store_blob_stat(f->st, S("finishing"), &d, &info), 0);
+	assert_int_equal(info.size, 2 * MiB);
+	free(data);
+}
+
+static void
 test_upload_invalid(void **state)
 {
 	struct fixture *f = *state;
@@ -612,6 +730,31 @@ collect_blob(void *arg, const struct store_blob_info *b)
 	c->count++;
 	c->last = b->digest;
 	return 0;
+}
+
+/* Readers hold no LMDB reader slot between reads. */
+static void
+test_many_open_readers(void **state)
+{
+	struct fixture *f = *state;
+	enum { NREADERS = 1500 };
+	struct store_blob_reader **r = calloc(NREADERS, sizeof(*r));
+	uint8_t *data = random_bytes(3000), buf[10];
+	struct oci_digest d;
+	size_t n;
+
+	assert_int_equal(tu_put_blob(f->st, "many/readers", data, 3000, 3000, &d), 0);
+	for (int i = 0; i < NREADERS; i++) {
+		assert_int_equal(store_blob_reader_open(f->st, S("many/readers"), &d,
+		    &r[i]), 0);
+		assert_int_equal(store_blob_reader_read(r[i], (uint64_t)i, buf, 1,
+		    &n), 0);
+		assert_int_equal(buf[0], data[i]);
+	}
+	for (int i = 0; i < NREADERS; i++)
+		store_blob_reader_close(r[i]);
+	free(r);
+	free(data);
 }
 
 static void
@@ -1101,6 +1244,7 @@ main(void)
 		T(test_format_newer_refused),
 		T(test_format_older_needs_upgrade),
 		T(test_readonly_handle),
+		T(test_refused_open_changes_nothing),
 		T(test_upload_small),
 		T(test_upload_empty_blob),
 		T(test_upload_multichunk_and_ranges),
@@ -1111,10 +1255,13 @@ main(void)
 		T(test_upload_dedup),
 		T(test_compression_choice),
 		T(test_upload_async_write),
+		T(test_upload_two_handles_conflict),
+		T(test_upload_no_bytes_while_finishing),
 		T(test_upload_invalid),
 		T(test_blob_links_and_mount),
 		T(test_blob_delete),
 		T(test_blob_reader_survives_delete),
+		T(test_many_open_readers),
 		T(test_blob_foreach),
 		T(test_corrupt_chunk_detected),
 		T(test_corrupt_compressed_chunk_detected),
