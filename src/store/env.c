@@ -130,8 +130,10 @@ header_write(struct store_wtxn *w, uint32_t version, uint64_t created)
 
 /*
  * One step per format version: upgrade_step(v) turns a version-v store into
- * a version v+1 store inside the caller's transaction. Format 1 is the
- * first, so there is no step yet and older stamps cannot be upgraded.
+ * a version v+1 store inside the caller's transaction (meta_open's), before
+ * the other databases are opened: a step opens or creates what it needs.
+ * Format 1 is the first, so there is no step yet and older stamps cannot be
+ * upgraded.
  */
 static int
 upgrade_step(struct store_wtxn *w, uint32_t from)

@@ -304,7 +304,8 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
  * handle, and writing on would corrupt what that handle committed.
  */
 static int
-upload_record_check(struct store_wtxn *w, struct store_upload *up)
+upload_record_check(struct store_wtxn *w, struct store_upload *up,
+    bool need_offset)
 {
 	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
 	struct upload_rec r;
@@ -316,9 +317,21 @@ upload_record_check(struct store_wtxn *w, struct store_upload *up)
 	rc = record_upload_decode(v.mv_data, v.mv_size, &r);
 	if (rc != 0)
 		return rc;
-	if (r.set != up->set || r.offset != up->w_offset)
+	if (r.set != up->set || (need_offset && r.offset != up->w_offset))
 		return STORE_E_CONFLICT;
 	return 0;
+}
+
+/* 16 random bytes do not collide; if they ever did, refuse, never share. */
+static int
+upload_id_unused(struct store_wtxn *w, struct store_upload *up)
+{
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
+	int rc = mdb_get(w->txn, w->st->dbi[DBI_UPLOADS], &k, &v);
+
+	if (rc == 0)
+		return STORE_E_CONFLICT;
+	return rc == MDB_NOTFOUND ? 0 : store_mdb_error(rc, "upload get");
 }
 
 static bool
@@ -340,9 +353,11 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 	if (up->w_failed && uo->kind != UPLOAD_OP_CANCEL)
 		return STORE_E_FAILED;
 	upload_wstate_save(up, &saved);
-	rc = uo->kind == UPLOAD_OP_NEW ? 0 : upload_record_check(w, up);
-	if (rc == STORE_E_CONFLICT && uo->kind == UPLOAD_OP_CANCEL)
-		rc = 0; /* the record is the upload's; cancelling it is safe */
+	/* Cancel may end an upload another handle advanced: same set only. */
+	if (uo->kind != UPLOAD_OP_NEW)
+		rc = upload_record_check(w, up, uo->kind != UPLOAD_OP_CANCEL);
+	else
+		rc = upload_id_unused(w, up);
 	if (rc != 0)
 		goto out;
 	switch (uo->kind) {
