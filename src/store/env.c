@@ -291,11 +291,16 @@ store_open(const struct store_options *opts, struct store **out)
 	if (st == NULL)
 		return STORE_E_NOMEM;
 	st->flags = opts->flags;
+	st->path = strdup(opts->path);
 	st->zstd_level = opts->zstd_level != 0 ? opts->zstd_level :
 	    STORE_ZSTD_LEVEL_DEFAULT;
 	pthread_mutex_init(&st->lock, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	st->tail = &st->head;
+	if (st->path == NULL) {
+		rc = STORE_E_NOMEM;
+		goto out;
+	}
 
 	if (opts->flags & STORE_OPEN_READONLY)
 		envflags |= MDB_RDONLY;
@@ -359,6 +364,7 @@ store_close(struct store *st)
 		mdb_env_close(st->env);
 	ZSTD_freeCCtx(st->cctx);
 	free(st->scratch);
+	free(st->path);
 	pthread_mutex_destroy(&st->lock);
 	pthread_cond_destroy(&st->cond);
 	free(st);

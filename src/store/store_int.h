@@ -38,6 +38,7 @@ enum store_dbi {
 };
 
 struct store {
+	char *path;             /* the data folder */
 	MDB_env *env;
 	MDB_dbi dbi[DBI_COUNT];
 	uint32_t version;

@@ -19,9 +19,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "store/store_int.h"
 #include "util/log.h"
+
+/* Less free space than this after a short write: the disk is full. */
+#define STORE_DISK_FULL_SLACK_BYTES (2 * (uint64_t)STORE_BATCH_MAX_BYTES)
 
 int
 store_mdb_error(int rc, const char *what)
@@ -153,6 +157,24 @@ writer_take_batch(struct store *st)
 	return first;
 }
 
+/*
+ * LMDB reports a short write of its pages as EIO ("filesystem full?"),
+ * which on a local file system means the disk is full. A commit that
+ * failed that way wrote only pages no committed state refers to, so the
+ * store is intact: tell it apart from a real I/O error by the free space
+ * left where the store lives.
+ */
+static bool
+writer_disk_full(struct store *st)
+{
+	struct statvfs sv;
+
+	if (statvfs(st->path, &sv) != 0)
+		return false;
+	return (uint64_t)sv.f_bavail * sv.f_frsize <
+	    STORE_DISK_FULL_SLACK_BYTES;
+}
+
 static void
 writer_break(struct store *st)
 {
@@ -221,6 +243,8 @@ writer_run_batch(struct store *st, struct store_op *batch)
 	}
 	if (grc == 0) {
 		rc = mdb_txn_commit(w.txn);
+		if (rc == EIO && writer_disk_full(st))
+			rc = ENOSPC;
 		if (rc != 0)
 			grc = store_mdb_error(rc, "commit");
 		/*
