@@ -61,7 +61,8 @@
  *   u64 size        raw length of the blob
  *   u64 stored      bytes of chunk payload on disk (after compression)
  *   u64 set         chunk set id holding the blob's chunks
- *   u64 created     unix seconds when the blob was committed (or healed)
+ *   u64 created     unix seconds when an upload of it last finished
+ *                   (first, deduplicated or healing): starts GC's grace
  *   u32 nchunks     number of chunks in the set
  *   u32 flags       FORMAT_BLOB_F_*
  *   u64 reserved    0

@@ -35,6 +35,18 @@ blob_encode(uint8_t rec[FORMAT_BLOB_BYTES], const struct store_blob_info *b,
 }
 
 int
+blob_put(struct store_wtxn *w, const struct store_blob_info *b, uint64_t set)
+{
+	uint8_t key[FORMAT_DIGEST_KEY_BYTES], rec[FORMAT_BLOB_BYTES];
+	MDB_val k = { sizeof(key), key }, v = { sizeof(rec), rec };
+
+	digest_key(key, &b->digest);
+	blob_encode(rec, b, set);
+	return store_mdb_error(mdb_put(w->txn, w->st->dbi[DBI_BLOBS], &k, &v, 0),
+	    "blob put");
+}
+
+int
 blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
     struct store_blob_info *info, uint64_t *set)
 {

@@ -251,8 +251,7 @@ static int
 upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 {
 	struct store_upload *up = uo->up;
-	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id }, v;
-	uint8_t key[FORMAT_DIGEST_KEY_BYTES], rec[FORMAT_BLOB_BYTES];
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id };
 	struct store_blob_info info;
 	struct oci_digest got = uo->got;
 	uint64_t set;
@@ -268,8 +267,16 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 
 	rc = blob_get(w->st, w->txn, &got, &info, &set);
 	if (rc == 0 && !(info.flags & FORMAT_BLOB_F_QUARANTINE)) {
-		/* Deduplicated: the blob is already here. */
+		/*
+		 * Deduplicated: the blob is already here. Its grace period
+		 * starts again, as if it had just been uploaded: the manifest
+		 * that needs it may be about to follow.
+		 */
 		rc = chunk_set_delete(w, up->set);
+		if (rc != 0)
+			return rc;
+		info.created = w->now;
+		rc = blob_put(w, &info, set);
 	} else if (rc == 0 || rc == STORE_E_NOTFOUND) {
 		/* New, or heals a quarantined blob by replacing its chunks. */
 		rc = rc == 0 ? chunk_set_delete(w, set) : 0;
@@ -280,12 +287,7 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 			.stored = up->w_stored, .created = w->now,
 			.nchunks = up->w_nchunks,
 		};
-		blob_encode(rec, &info, up->set);
-		digest_key(key, &got);
-		k = (MDB_val){ sizeof(key), key };
-		v = (MDB_val){ sizeof(rec), rec };
-		rc = store_mdb_error(mdb_put(w->txn, w->st->dbi[DBI_BLOBS], &k, &v, 0),
-		    "blob put");
+		rc = blob_put(w, &info, up->set);
 	}
 	if (rc != 0)
 		return rc;
