@@ -21,7 +21,7 @@ struct store_blob_reader {
 	uint64_t set;
 };
 
-void
+static void
 blob_encode(uint8_t rec[FORMAT_BLOB_BYTES], const struct store_blob_info *b,
     uint64_t set)
 {

@@ -237,8 +237,6 @@ int record_referrer_decode(const void *val, size_t len,
 
 int blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
     struct store_blob_info *info, uint64_t *set);
-void blob_encode(uint8_t rec[FORMAT_BLOB_BYTES], const struct store_blob_info *b,
-    uint64_t set);
 /* Writes the blobs record of b->digest pointing at set. */
 int blob_put(struct store_wtxn *w, const struct store_blob_info *b,
     uint64_t set);
