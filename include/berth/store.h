@@ -174,6 +174,15 @@ const char *store_upload_repo(const struct store_upload *up, size_t *len);
 /* Bytes accepted so far by store_upload_write (committed or queued). */
 uint64_t store_upload_offset(const struct store_upload *up);
 
+/*
+ * Calls fn(arg, rc) on the writer thread after each operation of this
+ * upload completes (a chunk committed, a flush, a finish): the moment
+ * store_upload_pending() may have dropped. Set it while no operation is
+ * queued; NULL removes it.
+ */
+void store_upload_set_commit_cb(struct store_upload *up, store_done_fn *fn,
+    void *arg);
+
 /* Bytes handed to the writer thread but not yet committed (backpressure). */
 uint64_t store_upload_pending(const struct store_upload *up);
 

@@ -54,6 +54,8 @@ struct store_upload {
 	int error;
 	bool ended;
 	bool finishing;         /* a finish is queued: no more bytes */
+	store_done_fn *on_commit;       /* after each op, on the writer thread */
+	void *on_commit_arg;
 
 	/* writer side */
 	uint64_t w_offset;
@@ -443,6 +445,8 @@ upload_done(struct store_op *op, int rc)
 	 */
 	if (op->notify != NULL)
 		op->notify(op->notify_arg, rc);
+	if (up->on_commit != NULL)
+		up->on_commit(up->on_commit_arg, rc);
 	free(op);
 	upload_release(up);
 }
@@ -600,6 +604,14 @@ store_upload_free(struct store_upload *up)
 	pthread_cond_destroy(&up->cond);
 	free(up->stage);
 	free(up);
+}
+
+void
+store_upload_set_commit_cb(struct store_upload *up, store_done_fn *fn,
+    void *arg)
+{
+	up->on_commit = fn;
+	up->on_commit_arg = arg;
 }
 
 const uint8_t *

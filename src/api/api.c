@@ -1,0 +1,1468 @@
+/*
+ * OCI Distribution API 1.1 handlers (distribution-spec "Endpoints").
+ *
+ * Routing is a table of (method, route kind) -> handler with the access
+ * each needs. Blob uploads are sessions that outlive a request: a session
+ * holds the store's upload handle, and completions from the store's writer
+ * thread reach the event loop through the session's wake event. A session
+ * is freed only on the loop thread, after store_upload_free() has waited
+ * for every callback of its handle, so no callback can outlive it.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#include "api/api.h"
+#include "berth/oci.h"
+#include "util/log.h"
+
+#define API_HEADERS_MAX_BYTES   2048
+#define API_QUERY_VALUE_MAX_BYTES 512
+#define API_UPLOAD_TABLE_SIZE   256
+#define API_UUID_HEX            (2 * FORMAT_UPLOAD_ID_BYTES)
+
+enum route_kind {
+	R_BASE,         /* /v2/ */
+	R_CATALOG,      /* /v2/_catalog */
+	R_TAGS,         /* /v2/<name>/tags/list */
+	R_MANIFEST,     /* /v2/<name>/manifests/<reference> */
+	R_BLOB,         /* /v2/<name>/blobs/<digest> */
+	R_UPLOADS,      /* /v2/<name>/blobs/uploads/ */
+	R_UPLOAD,       /* /v2/<name>/blobs/uploads/<uuid> */
+	R_REFERRERS,    /* /v2/<name>/referrers/<digest> */
+};
+
+struct route {
+	enum route_kind kind;
+	char name[OCI_NAME_MAX_BYTES + 1];
+	size_t namelen;
+	struct http_slice ref;  /* reference, digest or uuid */
+};
+
+struct api;
+
+struct session {
+	struct api *api;
+	struct session *next;           /* hash chain */
+	uint8_t id[FORMAT_UPLOAD_ID_BYTES];
+	char uuid[API_UUID_HEX + 1];
+	struct store_upload *up;
+	char repo[OCI_NAME_MAX_BYTES + 1];
+	size_t repolen;
+	struct event *wake;
+
+	/* completion from the writer thread, under lock */
+	pthread_mutex_t lock;
+	bool ready;
+	int result;
+
+	/* the request being served, on the loop thread */
+	struct http_conn *conn;
+	enum { PH_IDLE, PH_BODY, PH_FLUSH, PH_FINISH } phase;
+	bool monolithic;                /* POST ?digest=: not in the table */
+	bool paused;
+	struct oci_digest expect;
+};
+
+struct api {
+	struct store *st;
+	struct event_base *base;
+	struct api_config cfg;
+	struct session *table[API_UPLOAD_TABLE_SIZE];
+	size_t nsessions;
+};
+
+/* ---- replies ----------------------------------------------------------- */
+
+struct hdrs {
+	char buf[API_HEADERS_MAX_BYTES];
+	size_t len;
+};
+
+static void hdr_add(struct hdrs *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+hdr_add(struct hdrs *h, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(h->buf + h->len, sizeof(h->buf) - h->len, fmt, ap);
+	va_end(ap);
+	if (n > 0 && (size_t)n < sizeof(h->buf) - h->len)
+		h->len += (size_t)n;
+}
+
+/* distribution-spec "Error Codes": {"errors":[{code,message,detail}]}. */
+static void
+reply_error(struct http_conn *c, const struct http_request *r, int status,
+    const char *code, const char *message, const char *detail)
+{
+	json_t *doc = json_pack("{s:[{s:s,s:s,s:s?}]}", "errors", "code", code,
+	    "message", message, "detail", detail);
+	char *body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	http_conn_reply(c, status, "Content-Type: application/json\r\n",
+	    body != NULL ? body : "", body != NULL ? strlen(body) : 0,
+	    r != NULL && r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+	free(body);
+}
+
+static void
+reply_json(struct http_conn *c, int status, const char *extra, json_t *doc)
+{
+	char *body = json_dumps(doc, JSON_COMPACT);
+	struct hdrs h = { .len = 0 };
+
+	hdr_add(&h, "Content-Type: application/json\r\n%s", extra ? extra : "");
+	http_conn_reply(c, status, h.buf, body != NULL ? body : "{}",
+	    body != NULL ? strlen(body) : 2, 0);
+	free(body);
+	json_decref(doc);
+}
+
+/* One place that turns a store error into a status and an OCI code. */
+static void
+reply_store_error(struct http_conn *c, const struct http_request *r, int rc,
+    const char *unknown_code)
+{
+	switch (rc) {
+	case STORE_E_NOTFOUND:
+		reply_error(c, r, 404, unknown_code, "unknown to registry", NULL);
+		break;
+	case STORE_E_INVALID:
+		reply_error(c, r, 400, "NAME_INVALID", "invalid name or reference",
+		    NULL);
+		break;
+	case STORE_E_DIGEST:
+		reply_error(c, r, 400, "DIGEST_INVALID",
+		    "provided digest did not match uploaded content", NULL);
+		break;
+	case STORE_E_SIZE:
+		reply_error(c, r, 400, "SIZE_INVALID",
+		    "provided length did not match content length", NULL);
+		break;
+	case STORE_E_UNSUPPORTED:
+		reply_error(c, r, 400, "DIGEST_INVALID",
+		    "unsupported digest algorithm", NULL);
+		break;
+	case STORE_E_CONFLICT:
+	case STORE_E_BUSY:
+		reply_error(c, r, 409, "BLOB_UPLOAD_INVALID",
+		    "upload is in use by another request", NULL);
+		break;
+	case STORE_E_MAP_FULL:
+	case STORE_E_NOSPC:
+		reply_error(c, r, 507, "UNKNOWN", "registry storage is full", NULL);
+		break;
+	default:
+		log_error("api: store: %s", store_strerror(rc));
+		reply_error(c, r, 500, "UNKNOWN", "internal error", NULL);
+		break;
+	}
+}
+
+/* ---- request pieces ---------------------------------------------------- */
+
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The value of key in a query string, percent-decoded into out (NUL
+ * terminated). Returns its length, -1 if absent, -2 if malformed or too long.
+ */
+static long
+query_get(struct http_slice q, const char *key, char *out, size_t outsz)
+{
+	size_t klen = strlen(key), i = 0;
+
+	while (i < q.len) {
+		size_t s = i, e;
+		const char *eq;
+
+		while (i < q.len && q.p[i] != '&')
+			i++;
+		e = i++;
+		eq = memchr(q.p + s, '=', e - s);
+		if ((eq != NULL ? (size_t)(eq - (q.p + s)) : e - s) != klen ||
+		    memcmp(q.p + s, key, klen) != 0)
+			continue;
+		if (eq == NULL) {
+			out[0] = '\0';
+			return 0;
+		}
+		{
+			size_t n = 0;
+
+			for (const char *p = eq + 1; p < q.p + e; p++) {
+				int ch = (unsigned char)*p;
+
+				if (ch == '%') {
+					int hi, lo;
+
+					if (q.p + e - p < 3)
+						return -2;
+					hi = hexval(p[1]);
+					lo = hexval(p[2]);
+					if (hi < 0 || lo < 0)
+						return -2;
+					ch = hi << 4 | lo;
+					p += 2;
+				} else if (ch == '+') {
+					ch = ' ';
+				}
+				if (ch == 0 || n + 1 >= outsz)
+					return -2;
+				out[n++] = (char)ch;
+			}
+			out[n] = '\0';
+			return (long)n;
+		}
+	}
+	return -1;
+}
+
+/* Finds the last occurrence of needle in s. */
+static const char *
+slice_rfind(struct http_slice s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	if (s.len < n)
+		return NULL;
+	for (size_t i = s.len - n + 1; i-- > 0;)
+		if (memcmp(s.p + i, needle, n) == 0)
+			return s.p + i;
+	return NULL;
+}
+
+/*
+ * Splits /v2/<name>/<what>/<ref>. Returns 0, or 404 for a path outside
+ * the API, 400 (NAME_INVALID) for a bad repository name.
+ */
+static int
+route_parse(struct http_slice path, struct route *rt)
+{
+	static const struct {
+		const char *sep;
+		enum route_kind kind;
+	} seps[] = {
+		{ "/blobs/uploads/", R_UPLOAD },
+		{ "/manifests/", R_MANIFEST },
+		{ "/referrers/", R_REFERRERS },
+		{ "/blobs/", R_BLOB },
+	};
+	struct http_slice rest;
+	const char *hit = NULL;
+	size_t i;
+
+	memset(rt, 0, sizeof(*rt));
+	if (http_slice_eq(path, "/v2/") || http_slice_eq(path, "/v2")) {
+		rt->kind = R_BASE;
+		return 0;
+	}
+	if (path.len < 4 || memcmp(path.p, "/v2/", 4) != 0)
+		return 404;
+	rest = (struct http_slice){ path.p + 4, path.len - 4 };
+	if (http_slice_eq(rest, "_catalog")) {
+		rt->kind = R_CATALOG;
+		return 0;
+	}
+	if (rest.len > 10 && memcmp(rest.p + rest.len - 10, "/tags/list", 10) == 0) {
+		rt->kind = R_TAGS;
+		hit = rest.p + rest.len - 10;
+	} else {
+		for (i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
+			hit = slice_rfind(rest, seps[i].sep);
+			if (hit != NULL) {
+				rt->kind = seps[i].kind;
+				rt->ref.p = hit + strlen(seps[i].sep);
+				rt->ref.len = (size_t)(rest.p + rest.len - rt->ref.p);
+				break;
+			}
+		}
+		if (hit == NULL) {
+			/* ".../blobs/uploads" without the trailing slash. */
+			if (rest.len > 14 && memcmp(rest.p + rest.len - 14,
+			    "/blobs/uploads", 14) == 0) {
+				hit = rest.p + rest.len - 14;
+				rt->kind = R_UPLOADS;
+			} else {
+				return 404;
+			}
+		}
+		if (rt->kind == R_UPLOAD && rt->ref.len == 0)
+			rt->kind = R_UPLOADS;
+		if (rt->kind != R_UPLOADS && rt->kind != R_TAGS &&
+		    (rt->ref.len == 0 || memchr(rt->ref.p, '/', rt->ref.len)))
+			return 404;
+	}
+	rt->namelen = (size_t)(hit - rest.p);
+	if (!oci_name_valid(rest.p, rt->namelen))
+		return 400;
+	memcpy(rt->name, rest.p, rt->namelen);
+	rt->name[rt->namelen] = '\0';
+	return 0;
+}
+
+static bool
+parse_digest(struct http_slice s, struct oci_digest *d)
+{
+	return oci_digest_parse(s.p, s.len, d) == 0;
+}
+
+/* ---- /v2/ --------------------------------------------------------------- */
+
+static void
+h_base(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	(void)a;
+	(void)rt;
+	http_conn_reply(c, 200, "Content-Type: application/json\r\n", "{}", 2,
+	    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+struct blob_stream {
+	struct store_blob_reader *r;
+	uint64_t off;
+};
+
+static long
+blob_fill(void *arg, struct evbuffer *out, size_t max)
+{
+	struct blob_stream *bs = arg;
+	struct evbuffer_iovec v;
+	size_t n = 0;
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)max, &v, 1) < 1)
+		return -1;
+	if (v.iov_len > max)
+		v.iov_len = max;
+	if (store_blob_reader_read(bs->r, bs->off, v.iov_base, v.iov_len,
+	    &n) != 0 || n == 0) {
+		log_error("api: blob read failed at offset %llu",
+		    (unsigned long long)bs->off);
+		return -1;
+	}
+	v.iov_len = n;
+	evbuffer_commit_space(out, &v, 1);
+	bs->off += n;
+	return (long)n;
+}
+
+static void
+blob_stream_done(void *arg)
+{
+	struct blob_stream *bs = arg;
+
+	store_blob_reader_close(bs->r);
+	free(bs);
+}
+
+/*
+ * RFC 9110 14.1.2, one range: "bytes=a-b", "bytes=a-", "bytes=-n".
+ * Returns 1 with [*first, *last], 0 to ignore the header, -1 unsatisfiable.
+ */
+static int
+parse_range(const struct http_slice *h, uint64_t size, uint64_t *first,
+    uint64_t *last)
+{
+	const char *p, *dash;
+	size_t len;
+	uint64_t a, b;
+
+	if (h == NULL || h->len < 7 || memcmp(h->p, "bytes=", 6) != 0)
+		return 0;
+	p = h->p + 6;
+	len = h->len - 6;
+	if (memchr(p, ',', len) != NULL)
+		return 0;       /* several ranges: answer the whole blob */
+	dash = memchr(p, '-', len);
+	if (dash == NULL)
+		return 0;
+	if (dash == p) {
+		if (http_parse_u64(p + 1, len - 1, UINT64_MAX, &b) != 0)
+			return 0;
+		if (b == 0 || size == 0)
+			return -1;
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return 1;
+	}
+	if (http_parse_u64(p, (size_t)(dash - p), UINT64_MAX, &a) != 0)
+		return 0;
+	if ((size_t)(dash - p) + 1 == len) {
+		b = size > 0 ? size - 1 : 0;
+	} else if (http_parse_u64(dash + 1, len - (size_t)(dash - p) - 1,
+	    UINT64_MAX, &b) != 0 || b < a) {
+		return 0;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = b >= size ? size - 1 : b;
+	return 1;
+}
+
+static void
+h_blob_get(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	struct blob_stream *bs;
+	struct store_blob_reader *reader = NULL;
+	struct oci_digest d;
+	char ds[OCI_DIGEST_STR_BYTES];
+	struct hdrs h = { .len = 0 };
+	uint64_t size, first = 0, last = 0;
+	int rc, range;
+
+	if (!parse_digest(rt->ref, &d)) {
+		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
+		return;
+	}
+	rc = store_blob_reader_open(a->st, rt->name, rt->namelen, &d, &reader);
+	if (rc != 0) {
+		reply_store_error(c, r, rc, "BLOB_UNKNOWN");
+		return;
+	}
+	size = store_blob_reader_size(reader);
+	oci_digest_format(&d, ds);
+	hdr_add(&h, "Content-Type: application/octet-stream\r\n"
+	    "Docker-Content-Digest: %s\r\nAccept-Ranges: bytes\r\n", ds);
+	range = parse_range(http_request_header(r, "range"), size, &first, &last);
+	if (range < 0) {
+		store_blob_reader_close(reader);
+		hdr_add(&h, "Content-Range: bytes */%llu\r\n",
+		    (unsigned long long)size);
+		http_conn_reply(c, 416, h.buf, NULL, 0, 0);
+		return;
+	}
+	if (range == 0) {
+		first = 0;
+		last = size > 0 ? size - 1 : 0;
+	} else {
+		hdr_add(&h, "Content-Range: bytes %llu-%llu/%llu\r\n",
+		    (unsigned long long)first, (unsigned long long)last,
+		    (unsigned long long)size);
+	}
+	if (r->method == HTTP_HEAD || size == 0) {
+		store_blob_reader_close(reader);
+		http_conn_reply(c, range ? 206 : 200, h.buf, NULL,
+		    size == 0 ? 0 : (size_t)(last - first + 1), HTTP_REPLY_HEAD_ONLY);
+		return;
+	}
+	bs = calloc(1, sizeof(*bs));
+	if (bs == NULL) {
+		store_blob_reader_close(reader);
+		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+		return;
+	}
+	bs->r = reader;
+	bs->off = first;
+	http_conn_reply_stream(c, range ? 206 : 200, h.buf, last - first + 1,
+	    blob_fill, blob_stream_done, bs);
+}
+
+static void
+h_blob_delete(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	struct oci_digest d;
+	int rc;
+
+	if (!parse_digest(rt->ref, &d)) {
+		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
+		return;
+	}
+	rc = store_blob_unlink(a->st, rt->name, rt->namelen, &d);
+	if (rc != 0) {
+		reply_store_error(c, r, rc, "BLOB_UNKNOWN");
+		return;
+	}
+	http_conn_reply(c, 202, NULL, NULL, 0, 0);
+}
+
+/* ---- upload sessions ---------------------------------------------------- */
+
+static unsigned
+session_slot(const uint8_t id[FORMAT_UPLOAD_ID_BYTES])
+{
+	return (unsigned)(id[0] | id[1] << 8) % API_UPLOAD_TABLE_SIZE;
+}
+
+static struct session *
+session_find(struct api *a, const uint8_t id[FORMAT_UPLOAD_ID_BYTES])
+{
+	struct session *s = a->table[session_slot(id)];
+
+	while (s != NULL && memcmp(s->id, id, FORMAT_UPLOAD_ID_BYTES) != 0)
+		s = s->next;
+	return s;
+}
+
+static void session_wake_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Writer thread: an operation of the upload completed. */
+static void
+session_on_commit(void *arg, int rc)
+{
+	struct session *s = arg;
+
+	(void)rc;
+	event_active(s->wake, EV_TIMEOUT, 0);
+}
+
+/* Writer thread: a flush or finish completed with rc. */
+static void
+session_on_result(void *arg, int rc)
+{
+	struct session *s = arg;
+
+	pthread_mutex_lock(&s->lock);
+	s->result = rc;
+	s->ready = true;
+	pthread_mutex_unlock(&s->lock);
+	event_active(s->wake, EV_TIMEOUT, 0);
+}
+
+static struct session *
+session_new(struct api *a, struct store_upload *up, bool monolithic)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	const char *repo;
+
+	if (s == NULL)
+		return NULL;
+	s->wake = event_new(a->base, -1, 0, session_wake_cb, s);
+	if (s->wake == NULL) {
+		free(s);
+		return NULL;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	s->api = a;
+	s->up = up;
+	s->monolithic = monolithic;
+	memcpy(s->id, store_upload_id(up), FORMAT_UPLOAD_ID_BYTES);
+	for (size_t i = 0; i < FORMAT_UPLOAD_ID_BYTES; i++)
+		snprintf(s->uuid + 2 * i, 3, "%02x", s->id[i]);
+	repo = store_upload_repo(up, &s->repolen);
+	memcpy(s->repo, repo, s->repolen);
+	s->repo[s->repolen] = '\0';
+	store_upload_set_commit_cb(up, session_on_commit, s);
+	if (!monolithic) {
+		unsigned slot = session_slot(s->id);
+
+		s->next = a->table[slot];
+		a->table[slot] = s;
+		a->nsessions++;
+	}
+	return s;
+}
+
+/*
+ * Releases a session and its handle (the upload itself stays in the store
+ * unless it was finished or cancelled). store_upload_free() waits for the
+ * handle's callbacks, so none can reach the session after this.
+ */
+static void
+session_free(struct session *s)
+{
+	struct api *a = s->api;
+
+	if (!s->monolithic) {
+		struct session **pp = &a->table[session_slot(s->id)];
+
+		while (*pp != NULL && *pp != s)
+			pp = &(*pp)->next;
+		if (*pp == s) {
+			*pp = s->next;
+			a->nsessions--;
+		}
+	}
+	store_upload_free(s->up);
+	event_free(s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static void
+upload_location(struct hdrs *h, const struct session *s)
+{
+	uint64_t off = store_upload_offset(s->up);
+
+	hdr_add(h, "Location: /v2/%s/blobs/uploads/%s\r\nDocker-Upload-UUID: %s\r\n"
+	    "Range: 0-%llu\r\n", s->repo, s->uuid, s->uuid,
+	    (unsigned long long)(off > 0 ? off - 1 : 0));
+}
+
+/* The request's work on the session is over; the session stays. */
+static void
+session_reply(struct session *s, int status, const char *headers)
+{
+	struct http_conn *c = s->conn;
+
+	s->conn = NULL;
+	s->phase = PH_IDLE;
+	s->paused = false;
+	http_conn_reply(c, status, headers, NULL, 0, 0);
+}
+
+/* A body that broke off: the handle is dropped and resumes from the store. */
+static void
+session_abort(struct session *s, int status)
+{
+	struct http_conn *c = s->conn;
+	bool mono = s->monolithic;
+	struct store_upload *up = s->up;
+
+	s->conn = NULL;
+	if (mono)
+		(void)store_upload_cancel(up);
+	session_free(s);
+	if (status == 413)
+		reply_error(c, NULL, 413, "SIZE_INVALID",
+		    "blob exceeds the registry's size limit", NULL);
+	else if (status == 507)
+		reply_error(c, NULL, 507, "UNKNOWN", "registry storage is full",
+		    NULL);
+	else if (status > 0)
+		reply_error(c, NULL, status, "BLOB_UPLOAD_INVALID",
+		    "upload body failed", NULL);
+	else
+		http_conn_reply(c, 400, NULL, NULL, 0, 0);      /* peer is gone */
+}
+
+static void
+session_finished(struct session *s, int rc)
+{
+	struct http_conn *c = s->conn;
+	char ds[OCI_DIGEST_STR_BYTES];
+	struct hdrs h = { .len = 0 };
+	char repo[OCI_NAME_MAX_BYTES + 1];
+
+	if (rc == STORE_E_DIGEST || rc == STORE_E_SIZE) {
+		/* The upload stays open (distribution-spec: DIGEST_INVALID). */
+		s->conn = NULL;
+		s->phase = PH_IDLE;
+		if (s->monolithic) {
+			(void)store_upload_cancel(s->up);
+			session_free(s);
+		}
+		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
+		return;
+	}
+	memcpy(repo, s->repo, s->repolen + 1);
+	oci_digest_format(&s->expect, ds);
+	session_free(s);
+	if (rc != 0) {
+		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
+		return;
+	}
+	hdr_add(&h, "Location: /v2/%s/blobs/%s\r\nDocker-Content-Digest: %s\r\n",
+	    repo, ds, ds);
+	http_conn_reply(c, 201, h.buf, NULL, 0, 0);
+}
+
+static void
+session_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	struct hdrs h = { .len = 0 };
+	bool ready;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&s->lock);
+	ready = s->ready;
+	rc = s->result;
+	s->ready = false;
+	pthread_mutex_unlock(&s->lock);
+	if (ready && s->phase == PH_FLUSH) {
+		if (rc != 0) {
+			s->phase = PH_IDLE;
+			session_abort(s, rc == STORE_E_NOSPC ||
+			    rc == STORE_E_MAP_FULL ? 507 : 500);
+			return;
+		}
+		upload_location(&h, s);
+		session_reply(s, 202, h.buf);
+		return;
+	}
+	if (ready && s->phase == PH_FINISH) {
+		session_finished(s, rc);
+		return;
+	}
+	if (s->paused && s->conn != NULL &&
+	    store_upload_pending(s->up) < API_UPLOAD_PENDING_LOW_BYTES) {
+		s->paused = false;
+		http_conn_resume(s->conn);
+	}
+}
+
+static int
+session_body_data(void *arg, const uint8_t *p, size_t n)
+{
+	struct session *s = arg;
+	int rc;
+
+	if (store_upload_offset(s->up) + n > s->api->cfg.max_blob_bytes)
+		return 413;
+	rc = store_upload_write(s->up, p, n);
+	if (rc != 0)
+		return rc == STORE_E_NOSPC || rc == STORE_E_MAP_FULL ? 507 : 500;
+	if (store_upload_pending(s->up) > API_UPLOAD_PENDING_HIGH_BYTES) {
+		s->paused = true;
+		http_conn_pause(s->conn);
+	}
+	return 0;
+}
+
+static void
+session_body_end(void *arg, int status)
+{
+	struct session *s = arg;
+	bool finish = s->phase == PH_FINISH;
+	int rc;
+
+	if (status != 0) {
+		session_abort(s, status);
+		return;
+	}
+	s->phase = finish ? PH_FINISH : PH_FLUSH;
+	rc = finish ? store_upload_finish_async(s->up, &s->expect, UINT64_MAX,
+	    session_on_result, s) : store_upload_flush_async(s->up,
+	    session_on_result, s);
+	if (rc != 0) {
+		s->phase = PH_IDLE;
+		if (finish) {
+			session_finished(s, rc);
+		} else {
+			session_abort(s, 500);
+		}
+	}
+}
+
+/* Starts streaming the request body into the session; finish at the end. */
+static void
+session_stream(struct session *s, struct http_conn *c,
+    const struct http_request *r, bool finish)
+{
+	if (r->has_length &&
+	    r->content_length > s->api->cfg.max_blob_bytes -
+	    store_upload_offset(s->up)) {
+		/* Refused before a byte of the body is read. */
+		s->conn = c;
+		session_abort(s, 413);
+		return;
+	}
+	s->conn = c;
+	s->paused = false;
+	/* The phase also tells session_body_end whether to finish or flush. */
+	s->phase = finish ? PH_FINISH : PH_BODY;
+	http_conn_read_body(c, session_body_data, session_body_end, s);
+}
+
+static int
+session_lookup(struct api *a, const struct route *rt, struct session **out)
+{
+	uint8_t id[FORMAT_UPLOAD_ID_BYTES];
+	struct store_upload *up = NULL;
+	struct session *s;
+	size_t repolen;
+	const char *repo;
+	int rc;
+
+	*out = NULL;
+	if (rt->ref.len != API_UUID_HEX)
+		return STORE_E_NOTFOUND;
+	for (size_t i = 0; i < FORMAT_UPLOAD_ID_BYTES; i++) {
+		int hi = hexval(rt->ref.p[2 * i]), lo = hexval(rt->ref.p[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return STORE_E_NOTFOUND;
+		id[i] = (uint8_t)(hi << 4 | lo);
+	}
+	s = session_find(a, id);
+	if (s == NULL) {
+		/* Not in memory: an upload from before a restart. */
+		rc = store_upload_resume(a->st, id, &up);
+		if (rc != 0)
+			return rc;
+		s = session_new(a, up, false);
+		if (s == NULL) {
+			store_upload_free(up);
+			return STORE_E_NOMEM;
+		}
+	}
+	repo = s->repo;
+	repolen = s->repolen;
+	if (repolen != rt->namelen || memcmp(repo, rt->name, repolen) != 0)
+		return STORE_E_NOTFOUND;
+	if (s->conn != NULL)
+		return STORE_E_BUSY;
+	*out = s;
+	return 0;
+}
+
+static void
+h_upload_start(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	char val[API_QUERY_VALUE_MAX_BYTES], from[API_QUERY_VALUE_MAX_BYTES];
+	struct store_upload *up = NULL;
+	struct session *s;
+	struct oci_digest d;
+	struct hdrs h = { .len = 0 };
+	long n;
+	int rc;
+
+	/* Cross-repository mount: ?mount=<digest>&from=<repository>. */
+	n = query_get(r->query, "mount", val, sizeof(val));
+	if (n > 0 && query_get(r->query, "from", from, sizeof(from)) > 0 &&
+	    oci_digest_parse(val, (size_t)n, &d) == 0 &&
+	    oci_name_valid(from, strlen(from))) {
+		struct store_blob_info info;
+
+		if (store_blob_stat(a->st, from, strlen(from), &d, &info) == 0 &&
+		    store_blob_link(a->st, rt->name, rt->namelen, &d) == 0) {
+			char ds[OCI_DIGEST_STR_BYTES];
+
+			oci_digest_format(&d, ds);
+			hdr_add(&h, "Location: /v2/%s/blobs/%s\r\n"
+			    "Docker-Content-Digest: %s\r\n", rt->name, ds, ds);
+			http_conn_reply(c, 201, h.buf, NULL, 0, 0);
+			return;
+		}
+		/* Not mountable: an ordinary upload (distribution-spec). */
+	}
+	n = query_get(r->query, "digest", val, sizeof(val));
+	if (n == -2 || (n >= 0 && oci_digest_parse(val, (size_t)n, &d) != 0)) {
+		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
+		return;
+	}
+	if (n < 0 && (r->chunked || (r->has_length && r->content_length > 0))) {
+		reply_error(c, r, 400, "BLOB_UPLOAD_INVALID",
+		    "a body needs ?digest=", NULL);
+		return;
+	}
+	if (a->nsessions >= a->cfg.max_uploads) {
+		reply_error(c, r, 429, "TOOMANYREQUESTS",
+		    "too many uploads in progress", NULL);
+		return;
+	}
+	rc = store_upload_new(a->st, rt->name, rt->namelen, &up);
+	if (rc != 0) {
+		reply_store_error(c, r, rc, "NAME_UNKNOWN");
+		return;
+	}
+	s = session_new(a, up, n >= 0);
+	if (s == NULL) {
+		(void)store_upload_cancel(up);
+		store_upload_free(up);
+		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+		return;
+	}
+	if (n >= 0) {
+		s->expect = d;
+		session_stream(s, c, r, true);
+		return;
+	}
+	upload_location(&h, s);
+	http_conn_reply(c, 202, h.buf, NULL, 0, 0);
+}
+
+static void
+h_upload(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	char val[API_QUERY_VALUE_MAX_BYTES];
+	struct session *s = NULL;
+	struct hdrs h = { .len = 0 };
+	long n;
+	int rc;
+
+	rc = session_lookup(a, rt, &s);
+	if (rc != 0) {
+		reply_store_error(c, r, rc, "BLOB_UPLOAD_UNKNOWN");
+		return;
+	}
+	switch (r->method) {
+	case HTTP_GET:
+		upload_location(&h, s);
+		http_conn_reply(c, 204, h.buf, NULL, 0, 0);
+		return;
+	case HTTP_DELETE:
+		rc = store_upload_cancel(s->up);
+		session_free(s);
+		if (rc != 0)
+			reply_store_error(c, r, rc, "BLOB_UPLOAD_UNKNOWN");
+		else
+			http_conn_reply(c, 204, NULL, NULL, 0, 0);
+		return;
+	case HTTP_PATCH: {
+		const struct http_slice *cr = http_request_header(r,
+		    "content-range");
+
+		/* Chunked uploads must arrive in order (distribution-spec). */
+		if (cr != NULL) {
+			const char *dash = memchr(cr->p, '-', cr->len);
+			uint64_t start;
+
+			if (dash == NULL || http_parse_u64(cr->p,
+			    (size_t)(dash - cr->p), UINT64_MAX, &start) != 0 ||
+			    start != store_upload_offset(s->up)) {
+				upload_location(&h, s);
+				http_conn_reply(c, 416, h.buf, NULL, 0, 0);
+				return;
+			}
+		}
+		session_stream(s, c, r, false);
+		return;
+	}
+	case HTTP_PUT:
+		n = query_get(r->query, "digest", val, sizeof(val));
+		if (n < 0 || oci_digest_parse(val, (size_t)n, &s->expect) != 0) {
+			reply_error(c, r, 400, "DIGEST_INVALID",
+			    "PUT needs a valid ?digest=", NULL);
+			return;
+		}
+		session_stream(s, c, r, true);
+		return;
+	default:
+		reply_error(c, r, 405, "UNSUPPORTED", "method not allowed", NULL);
+		return;
+	}
+}
+
+/* ---- manifests ---------------------------------------------------------- */
+
+struct manifest_put {
+	struct api *a;
+	struct http_conn *c;
+	struct route rt;
+	char *buf;
+	size_t len, cap;
+	char ctype[OCI_MEDIA_TYPE_MAX_BYTES + 1];
+	size_t ctlen;
+};
+
+static int
+manifest_body_data(void *arg, const uint8_t *p, size_t n)
+{
+	struct manifest_put *mp = arg;
+
+	if (n > mp->a->cfg.max_manifest_bytes - mp->len)
+		return 413;
+	if (mp->len + n > mp->cap) {
+		size_t cap = mp->cap ? mp->cap : 16384;
+		char *nb;
+
+		while (cap < mp->len + n)
+			cap *= 2;
+		if (cap > mp->a->cfg.max_manifest_bytes)
+			cap = mp->a->cfg.max_manifest_bytes;
+		nb = realloc(mp->buf, cap);
+		if (nb == NULL)
+			return 500;
+		mp->buf = nb;
+		mp->cap = cap;
+	}
+	memcpy(mp->buf + mp->len, p, n);
+	mp->len += n;
+	return 0;
+}
+
+static void
+manifest_put_free(struct manifest_put *mp)
+{
+	free(mp->buf);
+	free(mp);
+}
+
+/* Every blob and child manifest the manifest names must be in the repo. */
+static int
+manifest_refs_check(struct api *a, const struct route *rt,
+    const struct oci_manifest *m, char *why, size_t whysize)
+{
+	for (size_t i = 0; i < m->nrefs; i++) {
+		const struct oci_ref *ref = &m->refs[i];
+		char ds[OCI_DIGEST_STR_BYTES];
+		int rc;
+
+		if (ref->kind == OCI_REF_SUBJECT || ref->external)
+			continue;
+		if (ref->kind == OCI_REF_MANIFEST) {
+			void *data = NULL;
+			size_t len;
+
+			rc = store_manifest_get(a->st, rt->name, rt->namelen,
+			    &ref->digest, &data, &len, NULL);
+			free(data);
+		} else {
+			struct store_blob_info info;
+
+			rc = store_blob_stat(a->st, rt->name, rt->namelen,
+			    &ref->digest, &info);
+		}
+		if (rc != 0) {
+			oci_digest_format(&ref->digest, ds);
+			snprintf(why, whysize, "%s", ds);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static void
+manifest_body_end(void *arg, int status)
+{
+	struct manifest_put *mp = arg;
+	struct http_conn *c = mp->c;
+	struct api *a = mp->a;
+	const struct route *rt = &mp->rt;
+	struct oci_manifest m;
+	struct store_manifest sm;
+	struct store_ref *refs = NULL;
+	struct oci_digest got, want;
+	char why[256], ds[OCI_DIGEST_STR_BYTES];
+	struct hdrs h = { .len = 0 };
+	bool by_digest;
+	int rc;
+
+	if (status != 0) {
+		if (status == 413)
+			reply_error(c, NULL, 413, "SIZE_INVALID",
+			    "manifest exceeds the size limit", NULL);
+		else if (status > 0)
+			reply_error(c, NULL, status, "MANIFEST_INVALID",
+			    "bad request body", NULL);
+		else
+			http_conn_reply(c, 400, NULL, NULL, 0, 0);
+		manifest_put_free(mp);
+		return;
+	}
+	rc = oci_manifest_parse(mp->buf, mp->len, mp->ctlen ? mp->ctype : NULL,
+	    mp->ctlen, &m, why, sizeof(why));
+	if (rc != 0) {
+		reply_error(c, NULL, 400, rc == OCI_E_UNSUPPORTED ?
+		    "MANIFEST_INVALID" : "MANIFEST_INVALID",
+		    "manifest invalid", why);
+		manifest_put_free(mp);
+		return;
+	}
+	oci_digest_sha256(mp->buf, mp->len, &got);
+	by_digest = memchr(rt->ref.p, ':', rt->ref.len) != NULL;
+	if (by_digest && (oci_digest_parse(rt->ref.p, rt->ref.len, &want) != 0 ||
+	    !oci_digest_equal(&want, &got))) {
+		reply_error(c, NULL, 400, "DIGEST_INVALID",
+		    "manifest digest does not match the reference", NULL);
+		goto out;
+	}
+	rc = manifest_refs_check(a, rt, &m, why, sizeof(why));
+	if (rc == STORE_E_NOTFOUND) {
+		reply_error(c, NULL, 400, "MANIFEST_BLOB_UNKNOWN",
+		    "manifest references a blob or manifest unknown to the "
+		    "repository", why);
+		goto out;
+	} else if (rc != 0) {
+		reply_store_error(c, NULL, rc, "MANIFEST_BLOB_UNKNOWN");
+		goto out;
+	}
+	refs = calloc(m.nrefs + 1, sizeof(*refs));
+	if (refs == NULL) {
+		reply_error(c, NULL, 500, "UNKNOWN", "out of memory", NULL);
+		goto out;
+	}
+	for (size_t i = 0; i < m.nrefs; i++) {
+		refs[i].kind = m.refs[i].kind;
+		refs[i].digest = m.refs[i].digest;
+		refs[i].size = m.refs[i].size;
+	}
+	memset(&sm, 0, sizeof(sm));
+	sm.digest = got;
+	sm.media_type = m.media_type;
+	sm.media_type_len = strlen(m.media_type);
+	sm.data = mp->buf;
+	sm.len = mp->len;
+	sm.refs = refs;
+	sm.nrefs = m.nrefs;
+	sm.artifact_type = m.artifact_type[0] ? m.artifact_type : NULL;
+	sm.artifact_type_len = strlen(m.artifact_type);
+	rc = store_manifest_put(a->st, rt->name, rt->namelen, &sm,
+	    by_digest ? NULL : rt->ref.p, by_digest ? 0 : rt->ref.len);
+	if (rc != 0) {
+		reply_store_error(c, NULL, rc, "NAME_UNKNOWN");
+		goto out;
+	}
+	oci_digest_format(&got, ds);
+	hdr_add(&h, "Location: /v2/%s/manifests/%s\r\nDocker-Content-Digest: %s\r\n",
+	    rt->name, ds, ds);
+	if (m.has_subject) {
+		char ss[OCI_DIGEST_STR_BYTES];
+
+		oci_digest_format(&m.subject, ss);
+		hdr_add(&h, "OCI-Subject: %s\r\n", ss);
+	}
+	http_conn_reply(c, 201, h.buf, NULL, 0, 0);
+out:
+	free(refs);
+	oci_manifest_free(&m);
+	manifest_put_free(mp);
+}
+
+static int
+resolve_reference(struct api *a, const struct route *rt, struct oci_digest *d,
+    bool *by_digest)
+{
+	*by_digest = memchr(rt->ref.p, ':', rt->ref.len) != NULL;
+	if (*by_digest)
+		return oci_digest_parse(rt->ref.p, rt->ref.len, d) == 0 ? 0 :
+		    STORE_E_INVALID;
+	if (!oci_tag_valid(rt->ref.p, rt->ref.len))
+		return STORE_E_INVALID;
+	return store_tag_get(a->st, rt->name, rt->namelen, rt->ref.p,
+	    rt->ref.len, d);
+}
+
+static void
+h_manifest(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	struct oci_digest d;
+	bool by_digest;
+	int rc;
+
+	if (r->method == HTTP_PUT) {
+		struct manifest_put *mp;
+		const struct http_slice *ct = http_request_header(r,
+		    "content-type");
+
+		if (memchr(rt->ref.p, ':', rt->ref.len) == NULL &&
+		    !oci_tag_valid(rt->ref.p, rt->ref.len)) {
+			reply_error(c, r, 400, "TAG_INVALID", "invalid tag", NULL);
+			return;
+		}
+		if (r->has_length && r->content_length > a->cfg.max_manifest_bytes) {
+			reply_error(c, r, 413, "SIZE_INVALID",
+			    "manifest exceeds the size limit", NULL);
+			return;
+		}
+		mp = calloc(1, sizeof(*mp));
+		if (mp == NULL) {
+			reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+			return;
+		}
+		mp->a = a;
+		mp->c = c;
+		mp->rt = *rt;
+		if (ct != NULL && ct->len < sizeof(mp->ctype)) {
+			memcpy(mp->ctype, ct->p, ct->len);
+			mp->ctlen = ct->len;
+		}
+		/* rt->ref points into the request head, alive until the reply. */
+		http_conn_read_body(c, manifest_body_data, manifest_body_end, mp);
+		return;
+	}
+	rc = resolve_reference(a, rt, &d, &by_digest);
+	if (rc == STORE_E_INVALID) {
+		reply_error(c, r, 400, by_digest ? "DIGEST_INVALID" : "TAG_INVALID",
+		    "invalid reference", NULL);
+		return;
+	}
+	if (r->method == HTTP_DELETE) {
+		/* DELETE by tag untags; by digest deletes (distribution-spec). */
+		if (rc == 0)
+			rc = by_digest ? store_manifest_delete(a->st, rt->name,
+			    rt->namelen, &d) : store_tag_delete(a->st, rt->name,
+			    rt->namelen, rt->ref.p, rt->ref.len);
+		if (rc != 0)
+			reply_store_error(c, r, rc, "MANIFEST_UNKNOWN");
+		else
+			http_conn_reply(c, 202, NULL, NULL, 0, 0);
+		return;
+	}
+	if (rc == 0) {
+		void *data = NULL;
+		size_t len = 0;
+		char *mt = NULL, ds[OCI_DIGEST_STR_BYTES];
+		struct hdrs h = { .len = 0 };
+
+		rc = store_manifest_get(a->st, rt->name, rt->namelen, &d, &data,
+		    &len, &mt);
+		if (rc == 0) {
+			oci_digest_format(&d, ds);
+			hdr_add(&h, "Content-Type: %s\r\nDocker-Content-Digest: %s\r\n"
+			    "ETag: \"%s\"\r\n", mt, ds, ds);
+			http_conn_reply(c, 200, h.buf, data, len,
+			    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+			free(data);
+			free(mt);
+			return;
+		}
+	}
+	reply_store_error(c, r, rc, "MANIFEST_UNKNOWN");
+}
+
+/* ---- listings ---------------------------------------------------------- */
+
+struct list_ctx {
+	json_t *arr;
+	size_t n;
+	char last[OCI_NAME_MAX_BYTES + 1];
+};
+
+static int
+list_collect(void *arg, const char *name, size_t len)
+{
+	struct list_ctx *lc = arg;
+
+	json_array_append_new(lc->arr, json_stringn(name, len));
+	if (len < sizeof(lc->last)) {
+		memcpy(lc->last, name, len);
+		lc->last[len] = '\0';
+	}
+	lc->n++;
+	return 0;
+}
+
+/* Reads n and last; returns 0 or -1 (malformed). */
+static int
+list_params(const struct http_request *r, size_t *n, char *last, size_t lastsz,
+    bool *has_last)
+{
+	char val[32];
+	long k;
+	uint64_t v;
+
+	*n = API_LIST_MAX_DEFAULT;
+	k = query_get(r->query, "n", val, sizeof(val));
+	if (k == -2)
+		return -1;
+	if (k >= 0) {
+		if (http_parse_u64(val, (size_t)k, UINT64_MAX, &v) != 0)
+			return -1;
+		*n = v < API_LIST_MAX_DEFAULT ? (size_t)v : API_LIST_MAX_DEFAULT;
+	}
+	k = query_get(r->query, "last", last, lastsz);
+	if (k == -2)
+		return -1;
+	*has_last = k >= 0;
+	return 0;
+}
+
+static void
+h_list(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	struct list_ctx lc = { .n = 0 };
+	char last[OCI_NAME_MAX_BYTES + 1] = "";
+	struct hdrs h = { .len = 0 };
+	bool has_last;
+	size_t n;
+	json_t *doc;
+	int rc;
+
+	if (list_params(r, &n, last, sizeof(last), &has_last) != 0) {
+		reply_error(c, r, 400, "PAGINATION_NUMBER_INVALID",
+		    "invalid n or last", NULL);
+		return;
+	}
+	lc.arr = json_array();
+	if (n == 0) {
+		rc = 0;
+	} else if (rt->kind == R_TAGS) {
+		rc = store_tag_list(a->st, rt->name, rt->namelen,
+		    has_last ? last : NULL, strlen(last), n, list_collect, &lc);
+	} else {
+		rc = store_repo_list(a->st, has_last ? last : NULL, strlen(last),
+		    n, list_collect, &lc);
+	}
+	if (rc != 0) {
+		json_decref(lc.arr);
+		reply_store_error(c, r, rc, "NAME_UNKNOWN");
+		return;
+	}
+	/* A full page may have more after it: say where (RFC 8288 Link). */
+	if (lc.n == n && n > 0)
+		hdr_add(&h, "Link: </v2/%s%s?n=%zu&last=%s>; rel=\"next\"\r\n",
+		    rt->kind == R_TAGS ? rt->name : "_catalog",
+		    rt->kind == R_TAGS ? "/tags/list" : "", n, lc.last);
+	if (rt->kind == R_TAGS)
+		doc = json_pack("{s:s,s:o}", "name", rt->name, "tags", lc.arr);
+	else
+		doc = json_pack("{s:o}", "repositories", lc.arr);
+	reply_json(c, 200, h.buf, doc);
+}
+
+struct referrers_ctx {
+	json_t *arr;
+	const char *filter;
+};
+
+static int
+referrer_collect(void *arg, const struct store_referrer *ref)
+{
+	struct referrers_ctx *rc = arg;
+	char ds[OCI_DIGEST_STR_BYTES];
+	json_t *d;
+
+	if (rc->filter != NULL && (ref->artifact_type_len != strlen(rc->filter) ||
+	    memcmp(ref->artifact_type, rc->filter, ref->artifact_type_len) != 0))
+		return 0;
+	oci_digest_format(&ref->digest, ds);
+	d = json_pack("{s:s%,s:s,s:I}", "mediaType", ref->media_type,
+	    ref->media_type_len, "digest", ds, "size", (json_int_t)ref->size);
+	if (d != NULL && ref->artifact_type_len > 0)
+		json_object_set_new(d, "artifactType",
+		    json_stringn(ref->artifact_type, ref->artifact_type_len));
+	if (d != NULL)
+		json_array_append_new(rc->arr, d);
+	return 0;
+}
+
+static void
+h_referrers(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt)
+{
+	struct referrers_ctx rc = { .filter = NULL };
+	char at[API_QUERY_VALUE_MAX_BYTES];
+	struct oci_digest d;
+	struct hdrs h = { .len = 0 };
+	json_t *doc;
+	int err;
+
+	if (!parse_digest(rt->ref, &d)) {
+		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
+		return;
+	}
+	if (query_get(r->query, "artifactType", at, sizeof(at)) >= 0) {
+		rc.filter = at;
+		hdr_add(&h, "OCI-Filters-Applied: artifactType\r\n");
+	}
+	rc.arr = json_array();
+	err = store_referrers_list(a->st, rt->name, rt->namelen, &d,
+	    referrer_collect, &rc);
+	if (err != 0) {
+		json_decref(rc.arr);
+		reply_store_error(c, r, err, "NAME_UNKNOWN");
+		return;
+	}
+	doc = json_pack("{s:i,s:s,s:o}", "schemaVersion", 2, "mediaType",
+	    OCI_MT_OCI_INDEX, "manifests", rc.arr);
+	hdr_add(&h, "Content-Type: %s\r\n", OCI_MT_OCI_INDEX);
+	{
+		char *body = json_dumps(doc, JSON_COMPACT);
+
+		http_conn_reply(c, 200, h.buf, body, body ? strlen(body) : 0, 0);
+		free(body);
+		json_decref(doc);
+	}
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+typedef void route_fn(struct api *a, struct http_conn *c,
+    const struct http_request *r, const struct route *rt);
+
+static const struct {
+	enum http_method method;
+	enum route_kind kind;
+	route_fn *fn;
+	enum api_access access;
+} routes[] = {
+	{ HTTP_GET, R_BASE, h_base, API_ACCESS_NONE },
+	{ HTTP_HEAD, R_BASE, h_base, API_ACCESS_NONE },
+	{ HTTP_GET, R_CATALOG, h_list, API_ACCESS_CATALOG },
+	{ HTTP_GET, R_TAGS, h_list, API_ACCESS_PULL },
+	{ HTTP_GET, R_MANIFEST, h_manifest, API_ACCESS_PULL },
+	{ HTTP_HEAD, R_MANIFEST, h_manifest, API_ACCESS_PULL },
+	{ HTTP_PUT, R_MANIFEST, h_manifest, API_ACCESS_PUSH },
+	{ HTTP_DELETE, R_MANIFEST, h_manifest, API_ACCESS_DELETE },
+	{ HTTP_GET, R_BLOB, h_blob_get, API_ACCESS_PULL },
+	{ HTTP_HEAD, R_BLOB, h_blob_get, API_ACCESS_PULL },
+	{ HTTP_DELETE, R_BLOB, h_blob_delete, API_ACCESS_DELETE },
+	{ HTTP_POST, R_UPLOADS, h_upload_start, API_ACCESS_PUSH },
+	{ HTTP_GET, R_UPLOAD, h_upload, API_ACCESS_PUSH },
+	{ HTTP_PATCH, R_UPLOAD, h_upload, API_ACCESS_PUSH },
+	{ HTTP_PUT, R_UPLOAD, h_upload, API_ACCESS_PUSH },
+	{ HTTP_DELETE, R_UPLOAD, h_upload, API_ACCESS_PUSH },
+	{ HTTP_GET, R_REFERRERS, h_referrers, API_ACCESS_PULL },
+};
+
+void
+api_handle(void *arg, struct http_conn *c, const struct http_request *r)
+{
+	struct api *a = arg;
+	struct route rt;
+	bool path_known = false;
+	int rc;
+
+	rc = route_parse(r->path, &rt);
+	if (rc == 400) {
+		reply_error(c, r, 400, "NAME_INVALID", "invalid repository name",
+		    NULL);
+		return;
+	}
+	if (rc != 0) {
+		reply_error(c, r, 404, "NAME_UNKNOWN", "not an API path", NULL);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (routes[i].kind != rt.kind)
+			continue;
+		path_known = true;
+		if (routes[i].method == r->method) {
+			routes[i].fn(a, c, r, &rt);
+			return;
+		}
+	}
+	reply_error(c, r, path_known ? 405 : 404, "UNSUPPORTED",
+	    "method not supported on this path", NULL);
+}
+
+struct api *
+api_new(struct store *st, struct event_base *base, const struct api_config *cfg)
+{
+	struct api *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->st = st;
+	a->base = base;
+	a->cfg = *cfg;
+	return a;
+}
+
+void
+api_free(struct api *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < API_UPLOAD_TABLE_SIZE; i++)
+		while (a->table[i] != NULL)
+			session_free(a->table[i]);
+	free(a);
+}

@@ -1,0 +1,49 @@
+/*
+ * The OCI Distribution API 1.1 (and Docker Registry HTTP API V2) on top of
+ * the store: routing, handlers and the spec's error JSON.
+ */
+#ifndef BERTH_API_H
+#define BERTH_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "berth/store.h"
+#include "http/server.h"
+
+#define API_MAX_BLOB_BYTES_DEFAULT      ((uint64_t)10 << 30)    /* 10 GiB */
+#define API_MAX_MANIFEST_BYTES_DEFAULT  ((size_t)4 << 20)       /* 4 MiB */
+#define API_MAX_UPLOADS_DEFAULT         256
+/* Bytes of a streamed body the store may lag behind before reading pauses. */
+#define API_UPLOAD_PENDING_HIGH_BYTES   ((uint64_t)8 << 20)
+#define API_UPLOAD_PENDING_LOW_BYTES    ((uint64_t)2 << 20)
+#define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
+
+/* The access a route needs; enforced by authentication when configured. */
+enum api_access {
+	API_ACCESS_NONE,        /* the /v2/ check */
+	API_ACCESS_PULL,
+	API_ACCESS_PUSH,
+	API_ACCESS_DELETE,
+	API_ACCESS_CATALOG,
+};
+
+struct api_config {
+	uint64_t max_blob_bytes;
+	size_t max_manifest_bytes;
+	size_t max_uploads;     /* upload sessions open at once */
+};
+
+struct api;
+
+struct api *api_new(struct store *st, struct event_base *base,
+    const struct api_config *cfg);
+/* Frees idle upload sessions; call when no request is in flight. */
+void api_free(struct api *a);
+
+/* The http_handler_fn for berthd's server. */
+void api_handle(void *arg, struct http_conn *c, const struct http_request *r);
+
+#endif

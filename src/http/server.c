@@ -1,0 +1,720 @@
+/*
+ * The HTTP/1.1 connection state machine on bufferevents.
+ *
+ * States: HEAD (waiting for a whole request head, under a deadline),
+ * HANDLER (the handler owns the request), BODY (streaming the body to the
+ * handler), WRITING (the response leaves; a streamed body is refilled as
+ * the socket drains). Reading is enabled only in HEAD and BODY, so bytes of
+ * a pipelined next request wait in the input buffer until the response to
+ * this one is out. A connection that breaks while the handler owns it is
+ * only marked: the handler's reply releases it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+
+#include "http/server.h"
+#include "util/log.h"
+
+#define HTTP_STREAM_CHUNK_BYTES ((size_t)1 << 20)
+#define HTTP_STREAM_LOWMARK_BYTES ((size_t)256 << 10)
+#define HTTP_PEER_BYTES 64
+#define HTTP_LISTENERS_MAX 16
+#define HTTP_STATUS_LINE_MAX 64
+
+enum conn_state { ST_HEAD, ST_HANDLER, ST_BODY, ST_WRITING };
+
+struct http_server {
+	struct event_base *base;
+	struct http_limits limits;
+	http_handler_fn *handler;
+	void *handler_arg;
+	SSL_CTX *ssl_ctx;
+	struct evconnlistener *listeners[HTTP_LISTENERS_MAX];
+	bool listener_tls[HTTP_LISTENERS_MAX];
+	size_t nlisteners;
+	size_t nconns;
+};
+
+struct http_conn {
+	struct http_server *srv;
+	struct bufferevent *bev;
+	struct event *deadline;
+	enum conn_state state;
+	bool tls;
+	bool broken;            /* peer gone or protocol error: close when done */
+	bool keep_alive;
+	bool paused;
+	char peer[HTTP_PEER_BYTES];
+
+	char *head;             /* the current request head, owned */
+	struct http_request req;
+	struct timespec started;
+
+	/* body */
+	http_body_data_fn *on_data;
+	http_body_end_fn *on_end;
+	void *body_arg;
+	uint64_t body_left;
+	bool body_chunked;
+	bool body_expected;     /* the request declared a body */
+	bool body_read;         /* ... and it was read to its end */
+	struct http_chunked chunked;
+
+	/* response */
+	int status;
+	uint64_t resp_bytes;
+	uint64_t stream_left;
+	http_stream_fill_fn *fill;
+	http_stream_done_fn *stream_done;
+	void *stream_arg;
+};
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_try_head(struct http_conn *c);
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 307: return "Temporary Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 416: return "Range Not Satisfiable";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	case 505: return "HTTP Version Not Supported";
+	case 507: return "Insufficient Storage";
+	default: return "Status";
+	}
+}
+
+static void
+conn_free(struct http_conn *c)
+{
+	if (c->stream_done != NULL) {
+		http_stream_done_fn *done = c->stream_done;
+
+		c->stream_done = NULL;
+		done(c->stream_arg);
+	}
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	free(c->head);
+	c->srv->nconns--;
+	free(c);
+}
+
+static void
+access_log(struct http_conn *c)
+{
+	struct timespec now;
+	double ms;
+
+	if (c->head == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
+	log_info("access %s %.*s %.*s %d %llu %.1fms", c->peer,
+	    (int)c->req.method_name.len, c->req.method_name.p,
+	    (int)c->req.target.len, c->req.target.p, c->status,
+	    (unsigned long long)c->resp_bytes, ms);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	/* Only armed while waiting for a head: nobody else owns the conn. */
+	log_debug("http %s: request head not received in time", c->peer);
+	conn_free(c);
+}
+
+static void
+conn_wait_head(struct http_conn *c)
+{
+	struct timeval tv = { c->srv->limits.header_timeout_s, 0 };
+
+	c->state = ST_HEAD;
+	free(c->head);
+	c->head = NULL;
+	memset(&c->req, 0, sizeof(c->req));
+	c->on_data = NULL;
+	c->on_end = NULL;
+	c->body_expected = false;
+	c->body_read = false;
+	c->paused = false;
+	c->status = 0;
+	c->resp_bytes = 0;
+	evtimer_add(c->deadline, &tv);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(c->bev, EV_READ);
+	conn_try_head(c);
+}
+
+/* A response to a request that could not be parsed; then close. */
+static void
+conn_fail(struct http_conn *c, int status)
+{
+	char buf[256];
+	int n;
+
+	evtimer_del(c->deadline);
+	bufferevent_disable(c->bev, EV_READ);
+	c->keep_alive = false;
+	c->status = status;
+	c->state = ST_WRITING;
+	n = snprintf(buf, sizeof(buf), "HTTP/1.1 %d %s\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\n\r\n", status, status_text(status));
+	bufferevent_write(c->bev, buf, (size_t)n);
+	log_info("http %s: refused request: %d", c->peer, status);
+}
+
+static void
+conn_try_head(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	const struct http_limits *l = &c->srv->limits;
+	size_t avail = evbuffer_get_length(in), headlen;
+	struct evbuffer_ptr end;
+	int rc;
+
+	if (c->state != ST_HEAD || avail == 0)
+		return;
+	/*
+	 * A TLS ClientHello (handshake record 0x16, version 3.x) on a plain
+	 * listener: clients probing for TLS must get an answer at once, not
+	 * wait for a head that never comes.
+	 */
+	if (!c->tls) {
+		unsigned char b[2];
+
+		if (evbuffer_copyout(in, b, avail >= 2 ? 2 : 1) >= 1 &&
+		    b[0] == 0x16 && (avail < 2 || b[1] == 0x03)) {
+			conn_fail(c, 400);
+			return;
+		}
+	}
+	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+	if (end.pos < 0) {
+		if (avail > l->header_max_bytes)
+			conn_fail(c, 431);
+		return;
+	}
+	headlen = (size_t)end.pos + 4;
+	if (headlen > l->header_max_bytes) {
+		conn_fail(c, 431);
+		return;
+	}
+	c->head = malloc(headlen);
+	if (c->head == NULL) {
+		conn_fail(c, 503);
+		return;
+	}
+	evbuffer_remove(in, c->head, headlen);
+	rc = http_request_parse(c->head, headlen, l->header_max_count,
+	    l->url_max_bytes, &c->req);
+	if (rc != 0) {
+		conn_fail(c, -rc);
+		return;
+	}
+	evtimer_del(c->deadline);
+	bufferevent_disable(c->bev, EV_READ);
+	clock_gettime(CLOCK_MONOTONIC, &c->started);
+	c->keep_alive = c->req.keep_alive;
+	c->body_expected = c->req.chunked ||
+	    (c->req.has_length && c->req.content_length > 0);
+	c->state = ST_HANDLER;
+	c->srv->handler(c->srv->handler_arg, c, &c->req);
+}
+
+static void
+body_finish(struct http_conn *c, int status)
+{
+	http_body_end_fn *end = c->on_end;
+
+	c->state = ST_HANDLER;
+	bufferevent_disable(c->bev, EV_READ);
+	if (status == 0)
+		c->body_read = true;
+	else
+		c->broken = true;
+	c->on_data = NULL;
+	c->on_end = NULL;
+	end(c->body_arg, status);
+}
+
+/* Hands buffered body bytes to the handler until paused or out of data. */
+static void
+body_feed(struct http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (c->state == ST_BODY && !c->paused) {
+		struct evbuffer_iovec v;
+		size_t used = 0;
+		int rc = 0;
+
+		if (!c->body_chunked && c->body_left == 0) {
+			body_finish(c, 0);
+			return;
+		}
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return;
+		if (!c->body_chunked) {
+			used = v.iov_len < c->body_left ? v.iov_len :
+			    (size_t)c->body_left;
+			rc = c->on_data(c->body_arg, v.iov_base, used);
+			c->body_left -= used;
+		} else {
+			const uint8_t *d;
+			size_t dl;
+			int crc = http_chunked_feed(&c->chunked, v.iov_base,
+			    v.iov_len, &used, &d, &dl);
+
+			if (crc < 0) {
+				evbuffer_drain(in, used);
+				body_finish(c, 400);
+				return;
+			}
+			if (dl > 0)
+				rc = c->on_data(c->body_arg, d, dl);
+			evbuffer_drain(in, used);
+			if (rc != 0) {
+				body_finish(c, rc);
+				return;
+			}
+			if (crc == 1) {
+				body_finish(c, 0);
+				return;
+			}
+			continue;
+		}
+		evbuffer_drain(in, used);
+		if (rc != 0) {
+			body_finish(c, rc);
+			return;
+		}
+	}
+}
+
+void
+http_conn_read_body(struct http_conn *c, http_body_data_fn *data,
+    http_body_end_fn *end, void *arg)
+{
+	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
+
+	c->on_data = data;
+	c->on_end = end;
+	c->body_arg = arg;
+	c->body_chunked = c->req.chunked;
+	c->body_left = c->req.has_length ? c->req.content_length : 0;
+	http_chunked_init(&c->chunked);
+	c->state = ST_BODY;
+	c->paused = false;
+	if (c->broken) {
+		body_finish(c, -1);
+		return;
+	}
+	if (c->req.expect_continue && c->body_expected)
+		bufferevent_write(c->bev, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ);
+	body_feed(c);
+}
+
+void
+http_conn_pause(struct http_conn *c)
+{
+	if (c->state != ST_BODY || c->paused)
+		return;
+	c->paused = true;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void
+http_conn_resume(struct http_conn *c)
+{
+	if (c->state != ST_BODY || !c->paused)
+		return;
+	c->paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	body_feed(c);
+}
+
+struct event_base *
+http_conn_base(struct http_conn *c)
+{
+	return c->srv->base;
+}
+
+const char *
+http_conn_peer(const struct http_conn *c)
+{
+	return c->peer;
+}
+
+/* Status line and the headers every response carries. */
+static void
+reply_head(struct http_conn *c, int status, const char *headers,
+    uint64_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	/*
+	 * A body the handler did not read (or read only in part) leaves the
+	 * stream position unknown: this must be the last response.
+	 */
+	if (c->body_expected && !c->body_read)
+		c->keep_alive = false;
+	c->status = status;
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Length: %llu\r\n"
+	    "Docker-Distribution-API-Version: registry/2.0\r\n%s%s\r\n",
+	    status, status_text(status), (unsigned long long)len,
+	    headers != NULL ? headers : "",
+	    c->keep_alive ? "" : "Connection: close\r\n");
+}
+
+void
+http_conn_reply(struct http_conn *c, int status, const char *headers,
+    const void *body, size_t len, unsigned flags)
+{
+	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
+
+	if (c->broken) {
+		c->status = status;
+		access_log(c);
+		conn_free(c);
+		return;
+	}
+	c->state = ST_WRITING;
+	reply_head(c, status, headers, len);
+	if (!(flags & HTTP_REPLY_HEAD_ONLY) && len > 0) {
+		bufferevent_write(c->bev, body, len);
+		c->resp_bytes = len;
+	}
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+}
+
+void
+http_conn_reply_stream(struct http_conn *c, int status, const char *headers,
+    uint64_t len, http_stream_fill_fn *fill, http_stream_done_fn *done,
+    void *arg)
+{
+	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
+
+	c->fill = fill;
+	c->stream_done = done;
+	c->stream_arg = arg;
+	c->stream_left = len;
+	if (c->broken) {
+		c->status = status;
+		access_log(c);
+		conn_free(c);
+		return;
+	}
+	c->state = ST_WRITING;
+	reply_head(c, status, headers, len);
+	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_STREAM_LOWMARK_BYTES, 0);
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_enable(c->bev, EV_WRITE);
+	conn_write_cb(c->bev, c);
+}
+
+static void
+conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(bev);
+
+	if (c->state != ST_WRITING)
+		return;
+	while (c->stream_left > 0 &&
+	    evbuffer_get_length(out) < HTTP_STREAM_CHUNK_BYTES) {
+		size_t want = c->stream_left < HTTP_STREAM_CHUNK_BYTES ?
+		    (size_t)c->stream_left : HTTP_STREAM_CHUNK_BYTES;
+		long n = c->fill(c->stream_arg, out, want);
+
+		if (n <= 0 || (uint64_t)n > c->stream_left) {
+			log_warn("http %s: response body failed midway", c->peer);
+			c->broken = true;
+			access_log(c);
+			conn_free(c);
+			return;
+		}
+		c->stream_left -= (uint64_t)n;
+		c->resp_bytes += (uint64_t)n;
+	}
+	if (c->stream_left > 0 || evbuffer_get_length(out) > 0)
+		return;
+	/* Everything is out. */
+	if (c->stream_done != NULL) {
+		http_stream_done_fn *done = c->stream_done;
+
+		c->stream_done = NULL;
+		done(c->stream_arg);
+	}
+	access_log(c);
+	if (!c->keep_alive || c->broken) {
+		conn_free(c);
+		return;
+	}
+	conn_wait_head(c);
+}
+
+static void
+conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	if (c->state == ST_HEAD)
+		conn_try_head(c);
+	else if (c->state == ST_BODY)
+		body_feed(c);
+}
+
+static void
+conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	/* A finished TLS handshake is news, not trouble. */
+	if (what == BEV_EVENT_CONNECTED)
+		return;
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e;
+
+		while ((e = bufferevent_get_openssl_error(c->bev)) != 0) {
+			char buf[256];
+
+			ERR_error_string_n(e, buf, sizeof(buf));
+			log_debug("http %s: tls: %s", c->peer, buf);
+		}
+	}
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("http %s: timed out", c->peer);
+	c->broken = true;
+	switch (c->state) {
+	case ST_HEAD:
+		conn_free(c);
+		break;
+	case ST_BODY:
+		body_finish(c, -1);
+		break;
+	case ST_HANDLER:
+		/* The handler's reply releases the connection. */
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		break;
+	case ST_WRITING:
+		access_log(c);
+		conn_free(c);
+		break;
+	}
+}
+
+static void
+accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+    int salen, void *arg)
+{
+	struct http_server *s = arg;
+	struct http_conn *c;
+	bool tls = false;
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	(void)salen;
+	for (size_t i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i] == l)
+			tls = s->listener_tls[i];
+	if (s->nconns >= s->limits.max_connections) {
+		log_warn("http: connection limit (%zu) reached; refusing",
+		    s->limits.max_connections);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = s;
+	c->tls = tls;
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)sa;
+
+		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
+
+		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(c->peer, sizeof(c->peer), "[%s]:%d", host, port);
+	}
+	if (tls) {
+		SSL *ssl = SSL_new(s->ssl_ctx);
+
+		if (ssl == NULL) {
+			evutil_closesocket(fd);
+			free(c);
+			return;
+		}
+		c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev != NULL)
+			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	} else {
+		c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	c->deadline = evtimer_new(s->base, deadline_cb, c);
+	s->nconns++;
+	if (c->bev == NULL || c->deadline == NULL) {
+		if (c->bev == NULL)
+			evutil_closesocket(fd);
+		conn_free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+	conn_wait_head(c);
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const struct http_limits *limits,
+    http_handler_fn *handler, void *arg)
+{
+	struct http_server *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->base = base;
+	s->limits = *limits;
+	s->handler = handler;
+	s->handler_arg = arg;
+	return s;
+}
+
+void
+http_server_set_tls(struct http_server *s, SSL_CTX *ctx)
+{
+	SSL_CTX_free(s->ssl_ctx);
+	s->ssl_ctx = ctx;
+}
+
+int
+http_server_listen(struct http_server *s, const char *addr, bool tls,
+    char *url, size_t urlsize)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	struct evconnlistener *l;
+	char host[INET6_ADDRSTRLEN];
+	int port;
+
+	if (s->nlisteners == HTTP_LISTENERS_MAX) {
+		log_error("http: at most %d listeners", HTTP_LISTENERS_MAX);
+		return -1;
+	}
+	if (tls && s->ssl_ctx == NULL)
+		return -1;
+	memset(&ss, 0, sizeof(ss));
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_error("http: cannot parse listen address %s (want ADDR:PORT)",
+		    addr);
+		return -1;
+	}
+	l = evconnlistener_new_bind(s->base, accept_cb, s,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    128, (struct sockaddr *)&ss, sslen);
+	if (l == NULL) {
+		log_error("http: cannot listen on %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	/* The real port, when 0 asked the kernel to pick one. */
+	sslen = sizeof(ss);
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss,
+	    (socklen_t *)&sslen);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+
+		evutil_inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+		snprintf(url, urlsize, "%s://[%s]:%d/", tls ? "https" : "http",
+		    host, port);
+	} else {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+
+		evutil_inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+		snprintf(url, urlsize, "%s://%s:%d/", tls ? "https" : "http",
+		    host, port);
+	}
+	s->listeners[s->nlisteners] = l;
+	s->listener_tls[s->nlisteners] = tls;
+	s->nlisteners++;
+	return 0;
+}
+
+size_t
+http_server_stop_accepting(struct http_server *s)
+{
+	for (size_t i = 0; i < s->nlisteners; i++)
+		evconnlistener_free(s->listeners[i]);
+	s->nlisteners = 0;
+	return s->nconns;
+}
+
+size_t
+http_server_connections(const struct http_server *s)
+{
+	return s->nconns;
+}
+
+void
+http_server_free(struct http_server *s)
+{
+	if (s == NULL)
+		return;
+	http_server_stop_accepting(s);
+	SSL_CTX_free(s->ssl_ctx);
+	free(s);
+}
