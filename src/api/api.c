@@ -107,7 +107,7 @@ static void
 reply_error(struct http_conn *c, const struct http_request *r, int status,
     const char *code, const char *message, const char *detail)
 {
-	json_t *doc = json_pack("{s:[{s:s,s:s,s:s?}]}", "errors", "code", code,
+	json_t *doc = json_pack("{s:[{s:s,s:s,s:s*}]}", "errors", "code", code,
 	    "message", message, "detail", detail);
 	char *body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 

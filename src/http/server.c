@@ -31,6 +31,8 @@
 #define HTTP_PEER_BYTES 64
 #define HTTP_LISTENERS_MAX 16
 #define HTTP_STATUS_LINE_MAX 64
+/* Unread request bodies up to this size are drained to keep the connection. */
+#define HTTP_DISCARD_MAX_BYTES ((uint64_t)1 << 20)
 
 enum conn_state { ST_HEAD, ST_HANDLER, ST_BODY, ST_WRITING };
 
@@ -70,6 +72,15 @@ struct http_conn {
 	bool body_expected;     /* the request declared a body */
 	bool body_read;         /* ... and it was read to its end */
 	struct http_chunked chunked;
+
+	/* a reply held back while an unread request body is discarded */
+	bool discarding;
+	uint64_t discarded;
+	int held_status;
+	char *held_headers;
+	void *held_body;
+	size_t held_len;
+	unsigned held_flags;
 
 	/* response */
 	int status;
@@ -128,6 +139,8 @@ conn_free(struct http_conn *c)
 		c->stream_done = NULL;
 		done(c->stream_arg);
 	}
+	free(c->held_headers);
+	free(c->held_body);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
 	if (c->bev != NULL)
@@ -273,8 +286,10 @@ body_finish(struct http_conn *c, int status)
 	bufferevent_disable(c->bev, EV_READ);
 	if (status == 0)
 		c->body_read = true;
-	else
+	else if (status < 0)
 		c->broken = true;
+	else
+		c->keep_alive = false;  /* answer, then close: position unknown */
 	c->on_data = NULL;
 	c->on_end = NULL;
 	end(c->body_arg, status);
@@ -398,8 +413,8 @@ reply_head(struct http_conn *c, int status, const char *headers,
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 
 	/*
-	 * A body the handler did not read (or read only in part) leaves the
-	 * stream position unknown: this must be the last response.
+	 * A body left unread (or read only in part) leaves the stream
+	 * position unknown: this must be the last response.
 	 */
 	if (c->body_expected && !c->body_read)
 		c->keep_alive = false;
@@ -411,12 +426,76 @@ reply_head(struct http_conn *c, int status, const char *headers,
 	    c->keep_alive ? "" : "Connection: close\r\n");
 }
 
+static int
+discard_data(void *arg, const uint8_t *p, size_t n)
+{
+	struct http_conn *c = arg;
+
+	(void)p;
+	c->discarded += n;
+	return c->discarded > HTTP_DISCARD_MAX_BYTES ? 413 : 0;
+}
+
+static void
+discard_end(void *arg, int status)
+{
+	struct http_conn *c = arg;
+	char *headers = c->held_headers;
+	void *body = c->held_body;
+
+	(void)status;   /* body_finish already chose keep-alive or broken */
+	c->discarding = false;
+	c->held_headers = NULL;
+	c->held_body = NULL;
+	http_conn_reply(c, c->held_status, headers, body, c->held_len,
+	    c->held_flags);
+	free(headers);
+	free(body);
+}
+
+/*
+ * A reply to a request whose body was not read: a client still sending
+ * that body would meet a closed socket (and lose the reply to a reset), so
+ * a small body is read and dropped first and the connection kept. Bodies
+ * the client holds back for 100 Continue are never sent; large ones end
+ * the connection after the reply.
+ */
+static bool
+reply_hold_for_discard(struct http_conn *c, int status, const char *headers,
+    const void *body, size_t len, unsigned flags)
+{
+	if (c->broken || c->discarding || !c->body_expected || c->body_read ||
+	    c->state != ST_HANDLER || c->req.expect_continue ||
+	    (c->req.has_length && c->req.content_length > HTTP_DISCARD_MAX_BYTES))
+		return false;
+	c->held_headers = strdup(headers != NULL ? headers : "");
+	c->held_body = malloc(len > 0 ? len : 1);
+	if (c->held_headers == NULL || c->held_body == NULL) {
+		free(c->held_headers);
+		free(c->held_body);
+		c->held_headers = NULL;
+		c->held_body = NULL;
+		return false;
+	}
+	if (len > 0)
+		memcpy(c->held_body, body, len);
+	c->held_status = status;
+	c->held_len = len;
+	c->held_flags = flags;
+	c->discarding = true;
+	c->discarded = 0;
+	http_conn_read_body(c, discard_data, discard_end, c);
+	return true;
+}
+
 void
 http_conn_reply(struct http_conn *c, int status, const char *headers,
     const void *body, size_t len, unsigned flags)
 {
 	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
 
+	if (reply_hold_for_discard(c, status, headers, body, len, flags))
+		return;
 	if (c->broken) {
 		c->status = status;
 		access_log(c);
@@ -640,6 +719,33 @@ http_server_set_tls(struct http_server *s, SSL_CTX *ctx)
 	s->ssl_ctx = ctx;
 }
 
+/*
+ * evutil_parse_sockaddr_port() refuses port 0, which asks the kernel for a
+ * free port (tests use it); parse with port 1 and clear it.
+ */
+static int
+listen_addr_parse(const char *addr, struct sockaddr_storage *ss, int *sslen)
+{
+	char buf[128];
+	size_t n = strlen(addr);
+	bool zero = n >= 2 && strcmp(addr + n - 2, ":0") == 0;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, addr, n + 1);
+	if (zero)
+		buf[n - 1] = '1';
+	if (evutil_parse_sockaddr_port(buf, (struct sockaddr *)ss, sslen) != 0)
+		return -1;
+	if (zero) {
+		if (ss->ss_family == AF_INET)
+			((struct sockaddr_in *)ss)->sin_port = 0;
+		else
+			((struct sockaddr_in6 *)ss)->sin6_port = 0;
+	}
+	return 0;
+}
+
 int
 http_server_listen(struct http_server *s, const char *addr, bool tls,
     char *url, size_t urlsize)
@@ -657,7 +763,7 @@ http_server_listen(struct http_server *s, const char *addr, bool tls,
 	if (tls && s->ssl_ctx == NULL)
 		return -1;
 	memset(&ss, 0, sizeof(ss));
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+	if (listen_addr_parse(addr, &ss, &sslen) != 0) {
 		log_error("http: cannot parse listen address %s (want ADDR:PORT)",
 		    addr);
 		return -1;

@@ -1,0 +1,81 @@
+# Shared helpers for the integration scenarios: a real berthd on a loopback
+# port with a temporary data folder, TAP output, and cleanup on any exit.
+# Source it; then call berthd_start [berthd options].
+
+set -u
+top_builddir=${top_builddir:-.}
+top_srcdir=${srcdir:-.}
+BERTHD=${BERTHD:-$top_builddir/src/berthd}
+T=$(mktemp -d "${TMPDIR:-/tmp}/berth-it-XXXXXX")
+tap_n=0
+tap_failed=0
+BERTHD_PID=
+
+cleanup() {
+	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n - $1"
+}
+
+notok() {
+	tap_n=$((tap_n + 1))
+	tap_failed=$((tap_failed + 1))
+	echo "not ok $tap_n - $1"
+	shift
+	for f in "$@"; do
+		[ -f "$f" ] && sed 's/^/# /' "$f" | tail -n 20
+	done
+}
+
+# check NAME COMMAND...: ok if the command succeeds.
+check() {
+	name=$1
+	shift
+	if "$@" >"$T/check.out" 2>&1; then ok "$name"; else notok "$name" "$T/check.out"; fi
+}
+
+skip_all() {
+	echo "1..0 # SKIP $1"
+	exit 0
+}
+
+# Starts berthd on 127.0.0.1 with a kernel-chosen port; sets URL, HOSTPORT,
+# DATA and CA (the generated certificate, for clients that verify).
+berthd_start() {
+	DATA=${DATA:-$T/data}
+	: >"$T/berthd.log"
+	"$BERTHD" --data "$DATA" --listen 127.0.0.1:0 "$@" >>"$T/berthd.log" 2>&1 &
+	BERTHD_PID=$!
+	for _ in $(seq 1 100); do
+		URL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/berthd.log" | tail -n 1)
+		[ -n "$URL" ] && break
+		kill -0 "$BERTHD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if [ -z "$URL" ]; then
+		echo "Bail out! berthd did not start"
+		sed 's/^/# /' "$T/berthd.log"
+		exit 1
+	fi
+	URL=${URL%/}
+	HOSTPORT=${URL#*://}
+	CA=$DATA/tls/cert.pem
+}
+
+berthd_stop() {
+	if [ -n "$BERTHD_PID" ]; then
+		kill -TERM "$BERTHD_PID" 2>/dev/null
+		wait "$BERTHD_PID" 2>/dev/null
+		BERTHD_PID=
+	fi
+}
+
+tap_end() {
+	echo "1..$tap_n"
+	[ "$tap_failed" -eq 0 ]
+}

@@ -1,0 +1,217 @@
+#!/bin/sh
+# The API edge by edge with curl against a real berthd over TLS: uploads
+# (streamed, chunked, monolithic, mount), ranges, resume after restart,
+# manifests and tags, listings, and the error answers. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+command -v curl >/dev/null || skip_all "curl not installed"
+
+berthd_start --max-blob-size 8000000
+C="curl -s --cacert $CA"
+
+# status METHOD PATH [curl args...]: prints the HTTP status only.
+status() {
+	m=$1 p=$2
+	shift 2
+	$C -o "$T/body" -D "$T/hdrs" -w '%{http_code}' -X "$m" "$@" "$URL$p"
+}
+hdr() {
+	sed -n "s/^$1: *//Ip" "$T/hdrs" | tr -d '\r' | head -n 1
+}
+sha() {
+	echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+}
+
+head -c 3000000 /dev/urandom >"$T/blob"
+D=$(sha "$T/blob")
+
+check "GET /v2/ answers 200 with the API version header, certificate verified" \
+	sh -c "[ \$($C -o /dev/null -D $T/h0 -w '%{http_code}' $URL/v2/) = 200 ] &&
+	    grep -qi '^Docker-Distribution-API-Version: registry/2.0' $T/h0"
+
+# Docker-style: POST, one streamed PATCH, PUT ?digest=.
+s=$(status POST /v2/it/app/blobs/uploads/)
+LOC=$(hdr Location)
+check "POST starts an upload: 202, Location, Docker-Upload-UUID, Range 0-0" \
+	sh -c "[ $s = 202 ] && [ -n '$LOC' ] && [ -n '$(hdr Docker-Upload-UUID)' ] &&
+	    [ '$(hdr Range)' = 0-0 ]"
+s=$(status PATCH "$LOC" --data-binary @"$T/blob" -H 'Content-Type: application/octet-stream')
+check "PATCH streams the body: 202 with Range 0-2999999" \
+	sh -c "[ $s = 202 ] && [ '$(hdr Range)' = 0-2999999 ]"
+s=$(status GET "$LOC")
+check "GET on the upload reports its offset: 204, Range" \
+	sh -c "[ $s = 204 ] && [ '$(hdr Range)' = 0-2999999 ]"
+s=$(status PUT "$LOC?digest=sha256:0000000000000000000000000000000000000000000000000000000000000000")
+check "PUT with the wrong digest: 400 DIGEST_INVALID, nothing stored" \
+	sh -c "[ $s = 400 ] && grep -q DIGEST_INVALID $T/body &&
+	    [ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000) = 404 ]"
+s=$(status PUT "$LOC?digest=$D")
+check "PUT with the right digest: 201, Location, Docker-Content-Digest" \
+	sh -c "[ $s = 201 ] && [ '$(hdr Docker-Content-Digest)' = '$D' ] &&
+	    [ '$(hdr Location)' = '/v2/it/app/blobs/$D' ]"
+s=$(status GET "$LOC")
+check "the finished upload is gone: 404 BLOB_UPLOAD_UNKNOWN" \
+	sh -c "[ $s = 404 ] && grep -q BLOB_UPLOAD_UNKNOWN $T/body"
+
+check "GET returns the blob byte for byte" \
+	sh -c "$C $URL/v2/it/app/blobs/$D | cmp - $T/blob"
+s=$(status HEAD "/v2/it/app/blobs/$D" -I)
+check "HEAD: 200, Content-Length, Docker-Content-Digest" \
+	sh -c "[ $s = 200 ] && [ '$(hdr Content-Length)' = 3000000 ] &&
+	    [ '$(hdr Docker-Content-Digest)' = '$D' ]"
+s=$(status GET "/v2/it/app/blobs/$D" -H 'Range: bytes=2999990-')
+check "Range bytes=2999990-: 206, Content-Range, last 10 bytes" \
+	sh -c "[ $s = 206 ] && [ '$(hdr Content-Range)' = 'bytes 2999990-2999999/3000000' ] &&
+	    tail -c 10 $T/blob | cmp - $T/body"
+s=$(status GET "/v2/it/app/blobs/$D" -H 'Range: bytes=1048000-1049999')
+check "Range across a chunk boundary: 206 and the right 2000 bytes" \
+	sh -c "[ $s = 206 ] && dd if=$T/blob bs=1 skip=1048000 count=2000 2>/dev/null | cmp - $T/body"
+s=$(status GET "/v2/it/app/blobs/$D" -H 'Range: bytes=3000000-')
+check "Range past the end: 416 with Content-Range bytes */size" \
+	sh -c "[ $s = 416 ] && [ '$(hdr Content-Range)' = 'bytes */3000000' ]"
+s=$(status GET "/v2/other/blobs/$D")
+check "a blob is not readable from a repository it is not linked to" \
+	sh -c "[ $s = 404 ] && grep -q BLOB_UNKNOWN $T/body"
+
+# Chunked upload with Content-Range, out of order refused.
+head -c 100000 "$T/blob" >"$T/part1"
+tail -c +100001 "$T/blob" | head -c 50000 >"$T/part2"
+s=$(status POST /v2/it/chunks/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status PATCH "$LOC" --data-binary @"$T/part1" -H 'Content-Range: 0-99999')
+check "PATCH with Content-Range 0-99999: 202" sh -c "[ $s = 202 ]"
+s=$(status PATCH "$LOC" --data-binary @"$T/part2" -H 'Content-Range: 200000-249999')
+check "PATCH out of order: 416 with the current Range" \
+	sh -c "[ $s = 416 ] && [ '$(hdr Range)' = 0-99999 ]"
+s=$(status PATCH "$LOC" --data-binary @"$T/part2" -H 'Content-Range: 100000-149999' \
+	-H 'Transfer-Encoding: chunked')
+check "PATCH in order, body sent chunked: 202 Range 0-149999" \
+	sh -c "[ $s = 202 ] && [ '$(hdr Range)' = 0-149999 ]"
+cat "$T/part1" "$T/part2" >"$T/both"
+s=$(status PUT "$LOC?digest=$(sha "$T/both")")
+check "PUT completes the chunked upload: 201" sh -c "[ $s = 201 ]"
+
+# Monolithic POST ?digest= and cross-repository mount.
+head -c 5000 /dev/urandom >"$T/small"
+s=$(status POST "/v2/it/mono/blobs/uploads/?digest=$(sha "$T/small")" \
+	--data-binary @"$T/small" -H 'Content-Type: application/octet-stream')
+check "monolithic POST ?digest= with body: 201" sh -c "[ $s = 201 ]"
+s=$(status POST "/v2/it/mounted/blobs/uploads/?mount=$D&from=it/app")
+check "mount from a repository holding the blob: 201, then readable" \
+	sh -c "[ $s = 201 ] && $C $URL/v2/it/mounted/blobs/$D | cmp - $T/blob"
+s=$(status POST "/v2/it/mounted2/blobs/uploads/?mount=$D&from=it/nothing")
+check "mount from a repository without it: 202, an ordinary upload" \
+	sh -c "[ $s = 202 ] && [ -n '$(hdr Location)' ]"
+
+# Resume after a restart.
+s=$(status POST /v2/it/resume/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status PATCH "$LOC" --data-binary @"$T/part1")
+berthd_stop
+berthd_start --max-blob-size 8000000
+C="curl -s --cacert $CA"
+s=$(status GET "$LOC")
+check "after a restart the upload reports its offset: 204 Range 0-99999" \
+	sh -c "[ $s = 204 ] && [ '$(hdr Range)' = 0-99999 ]"
+s=$(status PATCH "$LOC" --data-binary @"$T/part2")
+s=$(status PUT "$LOC?digest=$(sha "$T/both")")
+check "and continues to the right digest: 201" \
+	sh -c "[ $s = 201 ] && $C $URL/v2/it/resume/blobs/$(sha "$T/both") | cmp - $T/both"
+
+# Limits.
+head -c 9000000 /dev/zero >"$T/big"
+s=$(status POST /v2/it/big/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status PATCH "$LOC" --data-binary @"$T/big" -H 'Expect: 100-continue')
+check "a body over --max-blob-size is refused before it is read: 413 SIZE_INVALID" \
+	sh -c "[ $s = 413 ] && grep -q 'code.:.SIZE_INVALID' $T/body"
+s=$(status POST /v2/it/big2/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status PATCH "$LOC" --data-binary @"$T/big" -H 'Transfer-Encoding: chunked')
+check "a chunked body crossing --max-blob-size: 413" sh -c "[ $s = 413 ]"
+
+# Manifests and tags.
+printf '{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$T/cfg"
+s=$(status POST "/v2/it/app/blobs/uploads/?digest=$(sha "$T/cfg")" --data-binary @"$T/cfg")
+cat >"$T/m1" <<M
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"$(sha "$T/cfg")","size":$(stat -c %s "$T/cfg")},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"$D","size":3000000}]}
+M
+MT=application/vnd.oci.image.manifest.v1+json
+s=$(status PUT /v2/it/app/manifests/v1 --data-binary @"$T/m1" -H "Content-Type: $MT")
+M1=$(sha "$T/m1")
+check "manifest PUT by tag: 201 with its digest" \
+	sh -c "[ $s = 201 ] && [ '$(hdr Docker-Content-Digest)' = '$M1' ]"
+s=$(status GET /v2/it/app/manifests/v1 -H "Accept: $MT")
+check "manifest GET by tag: the exact bytes, media type and digest" \
+	sh -c "[ $s = 200 ] && cmp $T/body $T/m1 && [ '$(hdr Content-Type)' = '$MT' ] &&
+	    [ '$(hdr Docker-Content-Digest)' = '$M1' ]"
+s=$(status HEAD /v2/it/app/manifests/$M1 -I)
+check "manifest HEAD by digest: 200" sh -c "[ $s = 200 ]"
+sed 's/"size":3000000/"size":3000000,"annotations":{"n":"2"}/' "$T/m1" >"$T/m2"
+s=$(status PUT /v2/it/app/manifests/v1 --data-binary @"$T/m2" -H "Content-Type: $MT")
+s=$(status GET /v2/it/app/manifests/v1)
+check "pushing a tag again moves it" sh -c "cmp $T/body $T/m2"
+s=$(status GET /v2/it/app/manifests/$M1)
+check "the old manifest stays reachable by digest" sh -c "[ $s = 200 ] && cmp $T/body $T/m1"
+s=$(status PUT /v2/it/app/manifests/sha256:1111111111111111111111111111111111111111111111111111111111111111 \
+	--data-binary @"$T/m1" -H "Content-Type: $MT")
+check "manifest PUT by a digest that does not match: 400 DIGEST_INVALID" \
+	sh -c "[ $s = 400 ] && grep -q 'code.:.DIGEST_INVALID' $T/body"
+sed "s/$D/sha256:2222222222222222222222222222222222222222222222222222222222222222/" "$T/m1" >"$T/m3"
+s=$(status PUT /v2/it/app/manifests/v3 --data-binary @"$T/m3" -H "Content-Type: $MT")
+check "manifest naming an unknown layer: 400 MANIFEST_BLOB_UNKNOWN" \
+	sh -c "[ $s = 400 ] && grep -q 'code.:.MANIFEST_BLOB_UNKNOWN' $T/body"
+printf '{"schemaVersion":2,' >"$T/m4"
+s=$(status PUT /v2/it/app/manifests/v4 --data-binary @"$T/m4" -H "Content-Type: $MT")
+check "broken JSON: 400 MANIFEST_INVALID" sh -c "[ $s = 400 ] && grep -q 'code.:.MANIFEST_INVALID' $T/body"
+s=$(status PUT /v2/it/app/manifests/v5 --data-binary @"$T/m1" \
+	-H 'Content-Type: application/vnd.oci.image.index.v1+json')
+check "media type and Content-Type disagreeing: 400 MANIFEST_INVALID" \
+	sh -c "[ $s = 400 ] && grep -q 'code.:.MANIFEST_INVALID' $T/body"
+head -c 5000000 /dev/zero | tr '\0' ' ' >"$T/huge"
+s=$(status PUT /v2/it/app/manifests/huge --data-binary @"$T/huge" -H "Content-Type: $MT")
+check "manifest over 4 MiB: 413" sh -c "[ $s = 413 ]"
+
+for t in b a c d e; do
+	status PUT /v2/it/app/manifests/$t --data-binary @"$T/m1" -H "Content-Type: $MT" >/dev/null
+done
+s=$(status GET '/v2/it/app/tags/list?n=2')
+check "tags/list?n=2: the first two in lexical order, Link to the next page" \
+	sh -c "[ $s = 200 ] && grep -q '\"tags\":\[\"a\",\"b\"\]' $T/body &&
+	    echo '$(hdr Link)' | grep -q 'last=b'"
+s=$(status GET '/v2/it/app/tags/list?n=10&last=c')
+check "tags/list?last=c: the rest" sh -c "grep -q '\"tags\":\[\"d\",\"e\",\"v1\"\]' $T/body"
+s=$(status DELETE /v2/it/app/manifests/a)
+s2=$(status GET /v2/it/app/manifests/$M1)
+check "DELETE by tag untags; the manifest stays" \
+	sh -c "[ $s = 202 ] && [ $s2 = 200 ] && [ \$($C -o /dev/null -w '%{http_code}' $URL/v2/it/app/manifests/a) = 404 ]"
+s=$(status GET '/v2/_catalog?n=100')
+check "catalog lists repositories in lexical order" \
+	sh -c "[ $s = 200 ] && grep -q '\"repositories\":\[\"it/app\",\"it/chunks\"' $T/body"
+
+# Names, references, unknown things.
+s=$(status GET /v2/It/App/tags/list)
+check "an invalid repository name: 400 NAME_INVALID" sh -c "[ $s = 400 ] && grep -q 'code.:.NAME_INVALID' $T/body"
+s=$(status GET /v2/it/app/manifests/-bad-)
+check "an invalid tag: 400 TAG_INVALID" sh -c "[ $s = 400 ] && grep -q 'code.:.TAG_INVALID' $T/body"
+s=$(status GET /v2/it/app/blobs/sha256:xyz)
+check "a malformed digest: 400 DIGEST_INVALID, not 500" sh -c "[ $s = 400 ] && grep -q 'code.:.DIGEST_INVALID' $T/body"
+s=$(status PATCH /v2/it/app/blobs/uploads/00000000000000000000000000000000 --data-binary x)
+check "an unknown upload: 404 BLOB_UPLOAD_UNKNOWN" sh -c "[ $s = 404 ] && grep -q 'code.:.BLOB_UPLOAD_UNKNOWN' $T/body"
+s=$(status GET /v2/it/none/tags/list)
+check "tags of an unknown repository: 404 NAME_UNKNOWN" sh -c "[ $s = 404 ] && grep -q 'code.:.NAME_UNKNOWN' $T/body"
+s=$(status GET /not/the/api)
+check "a path outside the API: 404 with JSON" sh -c "[ $s = 404 ] && grep -q errors $T/body"
+
+# Protocol abuse.
+check "pipelined requests are answered in order" sh -c "
+	printf 'GET /v2/it/app/manifests/v1 HTTP/1.1\r\nHost: x\r\n\r\nGET /v2/_catalog HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
+	    timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA 2>/dev/null >$T/pipe;
+	grep -n 'HTTP/1.1 200' $T/pipe | wc -l | grep -q 2 &&
+	awk '/schemaVersion/{m=NR} /repositories/{r=NR} END{exit !(m && r && m < r)}' $T/pipe"
+check "a malformed request line: 400 and close" sh -c "
+	printf 'GET  /v2/ HTTP/1.1\r\n\r\n' | timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA 2>/dev/null |
+	    head -n 1 | grep -q '400'"
+check "Content-Length with Transfer-Encoding: 400" sh -c "
+	printf 'PATCH /v2/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n' |
+	    timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA 2>/dev/null | head -n 1 | grep -q '400'"
+tap_end
