@@ -1,8 +1,9 @@
 #!/bin/sh
 # berth developer entry point, used by the README's quick start and by CI.
 #
-#   tools/dev.sh run     install build dependencies, build, start berth on
-#                        ./data (the embedded default)
+#   tools/dev.sh run     install build dependencies, build, start berthd on
+#                        https://127.0.0.1:5443/ with ./data (the embedded
+#                        default; BERTH_DATA and BERTH_LISTEN override)
 #   tools/dev.sh check   install dependencies, build, run every test; the
 #                        last line is "N passed, N failed, N skipped"
 #   tools/dev.sh deps    only install the Debian packages that are missing
@@ -48,9 +49,10 @@ build() {
 
 run() {
 	data=${BERTH_DATA:-$top/data}
-	# Until berthd exists, "starting" is creating and verifying the store.
-	./tools/berth-stat --data "$data" --init
-	echo "dev.sh: store ready in $data"
+	listen=${BERTH_LISTEN:-127.0.0.1:5443}
+	echo "dev.sh: starting berthd on https://$listen/ with data in $data" >&2
+	echo "dev.sh: its certificate is $data/tls/cert.pem; stop with Ctrl-C" >&2
+	exec ./src/berthd --data "$data" --listen "$listen"
 }
 
 check() {
