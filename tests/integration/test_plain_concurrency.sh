@@ -1,0 +1,72 @@
+#!/bin/sh
+# berthd --no-tls: a TLS ClientHello on the plain port is answered at once
+# (clients probing for TLS must not hang); IPv6 listening; then 20
+# simultaneous pushes of distinct images and 20 simultaneous pulls, every
+# digest checked. Prints TAP.
+. "$(dirname "$0")/lib.sh"
+command -v curl >/dev/null || skip_all "curl not installed"
+
+berthd_start --no-tls
+
+check "plain HTTP serves /v2/" sh -c "curl -sf $URL/v2/ | grep -qx '{}'"
+start=$(date +%s)
+printf 'Q' | timeout 20 openssl s_client -connect "$HOSTPORT" >"$T/hello" 2>&1
+end=$(date +%s)
+check "a TLS ClientHello on the plain port gets an answer and a close at once" \
+	sh -c "[ $((end - start)) -lt 5 ] && grep -q 'refused request: 400' $T/berthd.log"
+if grep -q '^00000000000000000000000000000001' /proc/net/if_inet6 2>/dev/null; then
+	"$BERTHD" --data "$T/v6" --listen '[::1]:0' --no-tls >"$T/v6.log" 2>&1 &
+	V6=$!
+	sleep 1
+	V6URL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/v6.log")
+	check "IPv6 listener on [::1]" sh -c "curl -sf -g ${V6URL}v2/ | grep -qx '{}'"
+	kill "$V6" 2>/dev/null
+	wait "$V6" 2>/dev/null
+fi
+
+push_one() {  # push_one N: a blob and a manifest tagged vN in repo conc/N
+	n=$1 d=$T/p$n
+	mkdir -p "$d"
+	head -c $((500000 + n * 1000)) /dev/urandom >"$d/blob"
+	bd="sha256:$(sha256sum "$d/blob" | cut -d' ' -f1)"
+	printf '{"architecture":"amd64","os":"linux","n":%d}' "$n" >"$d/cfg"
+	cd="sha256:$(sha256sum "$d/cfg" | cut -d' ' -f1)"
+	loc=$(curl -sf -X POST -D - -o /dev/null "$URL/v2/conc/$n/blobs/uploads/" |
+	    sed -n 's/^Location: *//Ip' | tr -d '\r')
+	curl -sf -X PATCH --data-binary @"$d/blob" -o /dev/null "$URL$loc" || return 1
+	curl -sf -X PUT -o /dev/null "$URL$loc?digest=$bd" || return 1
+	curl -sf -X POST --data-binary @"$d/cfg" -o /dev/null \
+	    "$URL/v2/conc/$n/blobs/uploads/?digest=$cd" || return 1
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+	    "$cd" "$(stat -c %s "$d/cfg")" "$bd" "$(stat -c %s "$d/blob")" >"$d/man"
+	curl -sf -X PUT --data-binary @"$d/man" -o /dev/null \
+	    -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+	    "$URL/v2/conc/$n/manifests/v$n" || return 1
+	echo "$bd" >"$d/digest"
+}
+
+pull_one() {  # pull_one N: manifest by tag, then the layer, both verified
+	n=$1 d=$T/p$n
+	curl -sf "$URL/v2/conc/$n/manifests/v$n" | cmp - "$d/man" || return 1
+	curl -sf "$URL/v2/conc/$n/blobs/$(cat "$d/digest")" | cmp - "$d/blob"
+}
+
+pids=""
+for n in $(seq 1 20); do
+	(push_one "$n"; echo $? >"$T/push$n.rc") &
+	pids="$pids $!"
+done
+wait $pids
+check "20 simultaneous pushes all succeed" \
+	sh -c "for n in \$(seq 1 20); do [ \"\$(cat $T/push\$n.rc)\" = 0 ] || exit 1; done"
+pids=""
+for n in $(seq 1 20); do
+	(pull_one "$n"; echo $? >"$T/pull$n.rc") &
+	pids="$pids $!"
+done
+wait $pids
+check "20 simultaneous pulls return every manifest and layer intact" \
+	sh -c "for n in \$(seq 1 20); do [ \"\$(cat $T/pull\$n.rc)\" = 0 ] || exit 1; done"
+check "the catalog holds the 20 repositories" \
+	sh -c "[ \$(curl -sf '$URL/v2/_catalog' | tr ',' '\n' | grep -c conc/) = 20 ]"
+tap_end
