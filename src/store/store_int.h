@@ -82,6 +82,7 @@ struct store_op {
 	void (*done)(struct store_op *op, int rc);
 	unsigned flags;
 	size_t bytes;                   /* payload weight, for batching */
+	int rc;                         /* apply()'s result, set by the writer */
 	store_done_fn *notify;
 	void *notify_arg;
 };

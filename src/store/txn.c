@@ -2,14 +2,16 @@
  * Transactions: the only file that begins, commits and aborts LMDB
  * transactions.
  *
- * Writes: a single writer thread takes queued ops in arrival order, runs
- * each one's apply() in a nested transaction of one group transaction (so
- * a failing op is rolled back alone), commits the group, forces the disk
- * once if any op asked for durability, and then runs every op's done().
- * The environment uses MDB_NOMETASYNC: each commit writes data pages
- * before the meta page, so a crash leaves the previous or the new state,
- * never a torn one; mdb_env_sync(env, 1) makes the meta page durable too
- * before a durable op is reported done.
+ * Writes: a single writer thread takes queued ops in arrival order and
+ * applies each at once, in a nested transaction of one open group
+ * transaction (so a failing op is rolled back alone). It commits the group
+ * when durability is asked for and nothing else is queued, when the group
+ * is large, or when the queue has been idle a moment (writer_main); then
+ * it forces the disk once if any op asked for durability, and runs every
+ * op's done(). The environment uses MDB_NOMETASYNC: each commit writes data
+ * pages before the meta page, so a crash leaves the previous or the new
+ * state, never a torn one; mdb_env_sync(env, 1) makes the meta page
+ * durable too before a durable op is reported done.
  *
  * Reads: read-only transactions from any thread (MDB_NOTLS), kept short by
  * their callers.
@@ -19,10 +21,14 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/statvfs.h>
 
 #include "store/store_int.h"
 #include "util/log.h"
+
+/* An open group with no new op for this long is committed. */
+#define STORE_GROUP_IDLE_MS 5
 
 /* Less free space than this after a short write: the disk is full. */
 #define STORE_DISK_FULL_SLACK_BYTES (2 * (uint64_t)STORE_BATCH_MAX_BYTES)
@@ -134,29 +140,6 @@ store_op_run(struct store *st, struct store_op *op)
 	return store_waiter_wait(&w, 0);
 }
 
-/* Takes ops off the queue until the batch holds STORE_BATCH_MAX_BYTES. */
-static struct store_op *
-writer_take_batch(struct store *st)
-{
-	struct store_op *first = st->head, *op = first, *last = NULL;
-	size_t bytes = 0;
-
-	while (op != NULL) {
-		if (last != NULL && bytes + op->bytes > STORE_BATCH_MAX_BYTES)
-			break;
-		bytes += op->bytes;
-		last = op;
-		op = op->next;
-	}
-	if (last == NULL)
-		return NULL;
-	st->head = op;
-	if (op == NULL)
-		st->tail = &st->head;
-	last->next = NULL;
-	return first;
-}
-
 /*
  * LMDB reports a short write of its pages as EIO ("filesystem full?"),
  * which on a local file system means the disk is full. A commit that
@@ -184,65 +167,83 @@ writer_break(struct store *st)
 	st->broken = true;
 }
 
+/*
+ * The open group: ops applied to one write transaction, waiting for the
+ * commit that will make them visible and report them done.
+ */
+struct writer_group {
+	struct store_wtxn w;
+	bool open;
+	int err;                        /* begin failed: every op gets it */
+	struct store_op *head, **tail;
+	size_t bytes;
+	bool durable;
+};
+
 static void
-writer_run_batch(struct store *st, struct store_op *batch)
+group_begin(struct store *st, struct writer_group *g)
 {
-	struct store_wtxn w = { .st = st, .now = store_now() };
-	struct store_op *op, *next;
-	bool durable = false;
-	int rc, grc;
-	int results_stack[64];
-	int *results = results_stack;
-	size_t n = 0, i;
-
-	for (op = batch; op != NULL; op = op->next)
-		n++;
-	if (n > sizeof(results_stack) / sizeof(results_stack[0])) {
-		results = calloc(n, sizeof(*results));
-		if (results == NULL) {
-			for (op = batch; op != NULL; op = next) {
-				next = op->next;
-				op->done(op, STORE_E_NOMEM);
-			}
-			return;
-		}
-	}
-
+	g->w = (struct store_wtxn){ .st = st, .now = store_now() };
+	g->open = true;
+	g->head = NULL;
+	g->tail = &g->head;
+	g->bytes = 0;
+	g->durable = false;
+	g->err = 0;
 	if (st->broken) {
-		grc = STORE_E_IO;
+		g->err = STORE_E_IO;
 	} else {
-		grc = mdb_txn_begin(st->env, NULL, 0, &w.txn);
-		if (grc != 0)
-			grc = store_mdb_error(grc, "begin write");
-	}
-	for (op = batch, i = 0; op != NULL; op = op->next, i++) {
-		MDB_txn *parent = w.txn, *child = NULL;
+		int rc = mdb_txn_begin(st->env, NULL, 0, &g->w.txn);
 
-		if (grc != 0) {
-			results[i] = grc;
-			continue;
-		}
-		rc = mdb_txn_begin(st->env, parent, 0, &child);
-		if (rc != 0) {
-			results[i] = store_mdb_error(rc, "begin nested");
-			continue;
-		}
-		w.txn = child;
-		rc = op->apply(&w, op);
-		w.txn = parent;
-		if (rc == 0) {
-			rc = mdb_txn_commit(child);
-			if (rc != 0)
-				rc = store_mdb_error(rc, "commit nested");
-		} else {
-			mdb_txn_abort(child);
-		}
-		results[i] = rc;
-		if (rc == 0 && (op->flags & STORE_OP_DURABLE))
-			durable = true;
+		if (rc != 0)
+			g->err = store_mdb_error(rc, "begin write");
 	}
+}
+
+/* Applies one op in a nested transaction, so a failure undoes it alone. */
+static void
+group_apply(struct store *st, struct writer_group *g, struct store_op *op)
+{
+	MDB_txn *parent = g->w.txn, *child = NULL;
+	int rc;
+
+	op->next = NULL;
+	*g->tail = op;
+	g->tail = &op->next;
+	g->bytes += op->bytes;
+	if (g->err != 0) {
+		op->rc = g->err;
+		return;
+	}
+	rc = mdb_txn_begin(st->env, parent, 0, &child);
+	if (rc != 0) {
+		op->rc = store_mdb_error(rc, "begin nested");
+		return;
+	}
+	g->w.txn = child;
+	rc = op->apply(&g->w, op);
+	g->w.txn = parent;
+	if (rc == 0) {
+		rc = mdb_txn_commit(child);
+		if (rc != 0)
+			rc = store_mdb_error(rc, "commit nested");
+	} else {
+		mdb_txn_abort(child);
+	}
+	op->rc = rc;
+	if (rc == 0 && (op->flags & STORE_OP_DURABLE))
+		g->durable = true;
+}
+
+/* Commits the group, forces the disk if an op asked, reports every op. */
+static void
+group_commit(struct store *st, struct writer_group *g)
+{
+	struct store_op *op, *next;
+	int rc, grc = g->err;
+
 	if (grc == 0) {
-		rc = mdb_txn_commit(w.txn);
+		rc = mdb_txn_commit(g->w.txn);
 		if (rc == EIO && writer_disk_full(st))
 			rc = ENOSPC;
 		if (rc != 0)
@@ -257,39 +258,94 @@ writer_run_batch(struct store *st, struct store_op *batch)
 		if (rc != 0 && grc != STORE_E_MAP_FULL && grc != STORE_E_NOSPC)
 			writer_break(st);
 	}
-	if (grc == 0 && durable) {
+	if (grc == 0 && g->durable) {
 		rc = mdb_env_sync(st->env, 1);
 		if (rc != 0) {
 			grc = store_mdb_error(rc, "sync");
 			writer_break(st);
 		}
 	}
-	for (op = batch, i = 0; op != NULL; op = next, i++) {
+	g->open = false;
+	for (op = g->head; op != NULL; op = next) {
 		next = op->next;
-		op->done(op, grc != 0 ? grc : results[i]);
+		op->done(op, grc != 0 ? grc : op->rc);
 	}
-	if (results != results_stack)
-		free(results);
+	g->head = NULL;
+	g->tail = &g->head;
 }
 
+static void
+deadline_after_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += ms * 1000000L;
+	ts->tv_sec += ts->tv_nsec / 1000000000L;
+	ts->tv_nsec %= 1000000000L;
+}
+
+/*
+ * The writer applies each op as soon as it is queued, into one open write
+ * transaction, and commits when
+ * - the queue is empty and the group holds a durable op (concurrent durable
+ *   ops share one commit and one fsync),
+ * - the group reached STORE_BATCH_MAX_BYTES (LMDB keeps a transaction's
+ *   dirty pages in memory, so this bounds memory),
+ * - no op arrived for STORE_GROUP_IDLE_MS (uploads that pause for
+ *   backpressure see their chunks committed), or the store is closing.
+ * Readers are never blocked by the open transaction; they see the state of
+ * the last commit.
+ */
 static void *
 writer_main(void *arg)
 {
 	struct store *st = arg;
-	struct store_op *batch;
+	struct writer_group g = { .open = false };
+	struct timespec deadline;
+	struct store_op *op;
 
 	pthread_mutex_lock(&st->lock);
 	for (;;) {
-		while (st->head == NULL && !st->stopping)
+		if (st->head == NULL) {
+			if (g.open && !st->stopping) {
+				deadline_after_ms(&deadline, STORE_GROUP_IDLE_MS);
+				pthread_cond_timedwait(&st->cond, &st->lock,
+				    &deadline);
+				if (st->head != NULL)
+					continue;
+			}
+			if (g.open) {
+				pthread_mutex_unlock(&st->lock);
+				group_commit(st, &g);
+				pthread_mutex_lock(&st->lock);
+				continue;
+			}
+			if (st->stopping) {
+				st->writer_started = false;
+				break;
+			}
 			pthread_cond_wait(&st->cond, &st->lock);
-		if (st->head == NULL && st->stopping) {
-			st->writer_started = false;
-			break;
+			continue;
 		}
-		batch = writer_take_batch(st);
+		op = st->head;
+		st->head = op->next;
+		if (st->head == NULL)
+			st->tail = &st->head;
 		pthread_mutex_unlock(&st->lock);
-		writer_run_batch(st, batch);
+
+		if (g.open && g.bytes + op->bytes > STORE_BATCH_MAX_BYTES &&
+		    g.head != NULL)
+			group_commit(st, &g);
+		if (!g.open)
+			group_begin(st, &g);
+		group_apply(st, &g, op);
+
 		pthread_mutex_lock(&st->lock);
+		if (g.bytes >= STORE_BATCH_MAX_BYTES ||
+		    (g.durable && st->head == NULL)) {
+			pthread_mutex_unlock(&st->lock);
+			group_commit(st, &g);
+			pthread_mutex_lock(&st->lock);
+		}
 	}
 	pthread_mutex_unlock(&st->lock);
 	return NULL;

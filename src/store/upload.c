@@ -375,6 +375,9 @@ upload_apply(struct store_wtxn *w, struct store_op *op)
 		rc = upload_chunk_write(w, up, uo->data, uo->len);
 		if (rc == 0)
 			rc = upload_record_put(w, up, uo->sha);
+		/* The bytes now live in LMDB's dirty pages: do not hold two copies. */
+		free(uo->data);
+		uo->data = NULL;
 		break;
 	case UPLOAD_OP_FINISH:
 		rc = upload_finish_apply(w, uo);
