@@ -1,0 +1,95 @@
+#!/bin/sh
+# Docker Engine against a real berthd over TLS: a containerd and a dockerd
+# of the test's own (all state under a temporary folder), then docker push,
+# remove, pull with identical digests; a two-layer image built from
+# scratch; re-pushing a tag moves it; the pushed image pulled by skopeo and
+# containerd's ctr with the same digest. Prints TAP; skipped where dockerd
+# cannot run (not root, no docker.io).
+. "$(dirname "$0")/lib.sh"
+for b in dockerd containerd docker; do
+	command -v "$b" >/dev/null || skip_all "$b not installed (docker.io)"
+done
+[ "$(id -u)" = 0 ] || skip_all "dockerd needs root"
+
+berthd_start
+mkdir -p "$T/ctd" "$T/dcfg" "$T/certs"
+cp "$CA" "$T/certs/ca.crt"
+cat >"$T/ctd/config.toml" <<C
+version = 2
+root = "$T/ctd/root"
+state = "$T/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$T/ctd/containerd.sock"
+C
+containerd --config "$T/ctd/config.toml" >"$T/containerd.log" 2>&1 &
+CTD_PID=$!
+dockerd --containerd="$T/ctd/containerd.sock" --containerd-namespace=moby \
+	--storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
+	--iptables=false --ip6tables=false --ip-masq=false --bridge=none \
+	--data-root "$T/docker" --exec-root "$T/dexec" -H "unix://$T/docker.sock" \
+	--pidfile "$T/dockerd.pid" >"$T/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+trap 'kill $DOCKERD_PID $CTD_PID 2>/dev/null; wait $DOCKERD_PID $CTD_PID 2>/dev/null; cleanup' EXIT
+export DOCKER_HOST="unix://$T/docker.sock" DOCKER_CONFIG="$T/dcfg"
+for _ in $(seq 1 100); do
+	docker version >/dev/null 2>&1 && break
+	sleep 0.2
+done
+docker version >/dev/null 2>&1 || {
+	echo "Bail out! dockerd did not start"
+	sed 's/^/# /' "$T/dockerd.log" | tail -n 20
+	exit 1
+}
+IMG=$HOSTPORT/dock/app
+
+mkdir -p "$T/rootfs/etc"
+head -c 2000000 /dev/urandom >"$T/rootfs/etc/data.bin"
+echo "berth test" >"$T/rootfs/etc/motd"
+check "docker import makes an image" \
+	sh -c "tar -C $T/rootfs -c . | docker import - $IMG:v1"
+check "docker push to berth" docker push "$IMG:v1"
+D1=$(docker inspect --format '{{index .RepoDigests 0}}' "$IMG:v1" | sed 's/.*@//')
+check "docker rmi, then docker pull: same digest" \
+	sh -c "docker rmi $IMG:v1 && docker pull $IMG:v1 &&
+	    docker inspect --format '{{index .RepoDigests 0}}' $IMG:v1 | grep -q '$D1'"
+
+mkdir -p "$T/ctx"
+head -c 1000000 /dev/urandom >"$T/ctx/one"
+head -c 1500000 /dev/urandom >"$T/ctx/two"
+printf 'FROM scratch\nCOPY one /one\nCOPY two /two\n' >"$T/ctx/Dockerfile"
+check "docker build of a two-layer image from scratch" \
+	sh -c "DOCKER_BUILDKIT=0 docker build -q -t $IMG:multi $T/ctx"
+check "push the two-layer image" docker push "$IMG:multi"
+D2=$(docker inspect --format '{{index .RepoDigests 0}}' "$IMG:multi" | sed 's/.*@//')
+check "remove and pull it back: same digest, both layers" \
+	sh -c "docker rmi $IMG:multi && docker pull $IMG:multi &&
+	    docker inspect --format '{{index .RepoDigests 0}} {{len .RootFS.Layers}}' $IMG:multi |
+	    grep -q '$D2 2'"
+check "re-pushing v1 with another image moves the tag" \
+	sh -c "docker tag $IMG:multi $IMG:v1 && docker push $IMG:v1 &&
+	    curl -sf --cacert $CA -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+	        $URL/v2/dock/app/manifests/v1 | tr -d '\r' | grep -qi 'docker-content-digest: $D2'"
+if command -v skopeo >/dev/null; then
+	check "skopeo sees the docker-pushed image with the same digest" \
+		sh -c "skopeo inspect --cert-dir $T/certs --format '{{.Digest}}' docker://$IMG:multi | grep -qx '$D2'"
+fi
+if command -v ctr >/dev/null; then
+	mkdir -p "$T/hosts/$HOSTPORT"
+	cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
+server = "https://$HOSTPORT"
+[host."https://$HOSTPORT"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "$CA"
+H
+	CTR="ctr --address $T/ctd/containerd.sock -n berthtest"
+	check "containerd ctr pulls the docker-pushed image" \
+		sh -c "$CTR images pull --hosts-dir $T/hosts $IMG:multi &&
+		    $CTR images ls | grep '$IMG:multi' | grep -q '$D2'"
+	check "ctr pushes it under another name, and it reads back" \
+		sh -c "$CTR images tag $IMG:multi $HOSTPORT/ctr/copy:1 &&
+		    $CTR images push --hosts-dir $T/hosts $HOSTPORT/ctr/copy:1 &&
+		    curl -sf --cacert $CA -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+		        $URL/v2/ctr/copy/manifests/1 | tr -d '\r' | grep -qi 'docker-content-digest: $D2'"
+fi
+tap_end
