@@ -52,6 +52,7 @@ usage(FILE *f)
 	    "[--tls-cert FILE --tls-key FILE | --no-tls]\n"
 	    "              [--max-blob-size BYTES] [--max-manifest-size BYTES]\n"
 	    "              [--max-uploads N] [--max-connections N]\n"
+	    "              [--max-header-bytes N] [--max-headers N] [--max-url-bytes N]\n"
 	    "              [--header-timeout SECONDS] [--io-timeout SECONDS]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
@@ -137,6 +138,18 @@ parse_args(struct berthd *d, int argc, char **argv)
 			if (parse_num(o, val, 1, 1000000, &v))
 				return -1;
 			d->limits.max_connections = (size_t)v;
+		} else if (strcmp(o, "--max-header-bytes") == 0) {
+			if (parse_num(o, val, 1024, 1 << 20, &v))
+				return -1;
+			d->limits.header_max_bytes = (size_t)v;
+		} else if (strcmp(o, "--max-headers") == 0) {
+			if (parse_num(o, val, 8, HTTP_HEADER_COUNT_MAX, &v))
+				return -1;
+			d->limits.header_max_count = (size_t)v;
+		} else if (strcmp(o, "--max-url-bytes") == 0) {
+			if (parse_num(o, val, 256, 65536, &v))
+				return -1;
+			d->limits.url_max_bytes = (size_t)v;
 		} else if (strcmp(o, "--header-timeout") == 0) {
 			if (parse_num(o, val, 1, 3600, &v))
 				return -1;

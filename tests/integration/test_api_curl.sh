@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || skip_all "curl not installed"
 
-berthd_start --max-blob-size 8000000
+berthd_start --max-blob-size 8000000 --header-timeout 3
 C="curl -s --cacert $CA"
 
 # status METHOD PATH [curl args...]: prints the HTTP status only.
@@ -107,7 +107,7 @@ s=$(status POST /v2/it/resume/blobs/uploads/)
 LOC=$(hdr Location)
 s=$(status PATCH "$LOC" --data-binary @"$T/part1")
 berthd_stop
-berthd_start --max-blob-size 8000000
+berthd_start --max-blob-size 8000000 --header-timeout 3
 C="curl -s --cacert $CA"
 s=$(status GET "$LOC")
 check "after a restart the upload reports its offset: 204 Range 0-99999" \
@@ -188,6 +188,24 @@ s=$(status GET '/v2/_catalog?n=100')
 check "catalog lists repositories in lexical order" \
 	sh -c "[ $s = 200 ] && grep -q '\"repositories\":\[\"it/app\",\"it/chunks\"' $T/body"
 
+# Referrers: an artifact whose subject is the v1 manifest.
+printf '{}' >"$T/empty"
+s=$(status POST "/v2/it/app/blobs/uploads/?digest=$(sha "$T/empty")" --data-binary @"$T/empty")
+cat >"$T/sbom" <<M
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2},"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2}],"subject":{"mediaType":"$MT","digest":"$M1","size":$(stat -c %s "$T/m1")}}
+M
+s=$(status PUT "/v2/it/app/manifests/$(sha "$T/sbom")" --data-binary @"$T/sbom" -H "Content-Type: $MT")
+check "an artifact with a subject: 201 and OCI-Subject" \
+	sh -c "[ $s = 201 ] && [ '$(hdr OCI-Subject)' = '$M1' ]"
+s=$(status GET "/v2/it/app/referrers/$M1")
+check "referrers lists it with its artifactType, as an OCI index" \
+	sh -c "[ $s = 200 ] && grep -q '$(sha "$T/sbom")' $T/body &&
+	    grep -q 'application/vnd.example.sbom' $T/body && grep -q image.index.v1 $T/body"
+s=$(status GET "/v2/it/app/referrers/$M1?artifactType=application/vnd.example.other")
+check "an artifactType filter that matches nothing: empty list, OCI-Filters-Applied" \
+	sh -c "[ $s = 200 ] && grep -q '\"manifests\":\[\]' $T/body &&
+	    [ '$(hdr OCI-Filters-Applied)' = artifactType ]"
+
 # Names, references, unknown things.
 s=$(status GET /v2/It/App/tags/list)
 check "an invalid repository name: 400 NAME_INVALID" sh -c "[ $s = 400 ] && grep -q 'code.:.NAME_INVALID' $T/body"
@@ -214,4 +232,29 @@ check "a malformed request line: 400 and close" sh -c "
 check "Content-Length with Transfer-Encoding: 400" sh -c "
 	printf 'PATCH /v2/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n' |
 	    timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA 2>/dev/null | head -n 1 | grep -q '400'"
+flood=$(head -c 20000 /dev/zero | tr '\0' a)
+s=$($C -o /dev/null -w '%{http_code}' -H "X-Flood: $flood" "$URL/v2/")
+check "a header flood past 16 KiB: 431" sh -c "[ $s = 431 ]"
+(printf 'GET /v2/ HTTP/1.1\r\n'; sleep 20) |
+	openssl s_client -quiet -connect "$HOSTPORT" -CAfile "$CA" >/dev/null 2>&1 &
+slow=$!
+sleep 6
+if kill -0 "$slow" 2>/dev/null; then
+	kill "$slow" 2>/dev/null
+	notok "a slow client that never finishes its head is cut off (--header-timeout 3)"
+else
+	ok "a slow client that never finishes its head is cut off (--header-timeout 3)"
+fi
+
+# SIGHUP reloads the certificate: a new one is served afterwards.
+mv "$DATA/tls/cert.pem" "$T/old.pem"
+mv "$DATA/tls/key.pem" "$T/old.key"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+	-subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$DATA/tls/key.pem" -out "$DATA/tls/cert.pem" >/dev/null 2>&1
+kill -HUP "$BERTHD_PID"
+sleep 0.5
+check "SIGHUP reloads the certificate for new connections" \
+	sh -c "curl -sf --cacert $DATA/tls/cert.pem $URL/v2/ >/dev/null &&
+	    ! curl -sf --cacert $T/old.pem $URL/v2/ >/dev/null 2>&1"
 tap_end
