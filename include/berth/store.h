@@ -256,6 +256,25 @@ int store_blob_link(struct store *st, const char *repo, size_t repolen,
 /* Removes repo's link to a blob; the blob itself stays. */
 int store_blob_unlink(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d);
+/*
+ * The asynchronous forms of the calls above and below: they check their
+ * arguments (a failure is returned at once and done is not called), queue
+ * the write and return 0; done(arg, rc) then runs on the writer thread
+ * once the result is durable. Names are copied; a manifest's data, media
+ * type and refs must stay valid until done.
+ */
+int store_blob_unlink_async(struct store *st, const char *repo,
+    size_t repolen, const struct oci_digest *d, store_done_fn *done,
+    void *arg);
+int store_manifest_put_async(struct store *st, const char *repo,
+    size_t repolen, const struct store_manifest *m, const char *tag,
+    size_t taglen, store_done_fn *done, void *arg);
+int store_manifest_delete_async(struct store *st, const char *repo,
+    size_t repolen, const struct oci_digest *d, store_done_fn *done,
+    void *arg);
+int store_tag_delete_async(struct store *st, const char *repo, size_t repolen,
+    const char *tag, size_t taglen, store_done_fn *done, void *arg);
+
 /* Deletes a blob, its chunks and every repository's link to it. */
 int store_blob_delete(struct store *st, const struct oci_digest *d);
 

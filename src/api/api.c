@@ -172,6 +172,127 @@ reply_store_error(struct http_conn *c, const struct http_request *r, int rc,
 	}
 }
 
+/* ---- waiting for the store without blocking the loop -------------------- */
+
+/*
+ * A durable store write started from a handler: the store reports from its
+ * writer thread, the wake event brings the result to the loop, and cont
+ * continues the request there.
+ */
+struct api_async {
+	struct event *ev;
+	pthread_mutex_t lock;
+	int rc;
+	void (*cont)(void *ctx, int rc);
+	void *ctx;
+};
+
+static void
+async_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api_async *aa = arg;
+	void (*cont)(void *, int) = aa->cont;
+	void *ctx = aa->ctx;
+	int rc;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&aa->lock);
+	rc = aa->rc;
+	pthread_mutex_unlock(&aa->lock);
+	event_free(aa->ev);
+	pthread_mutex_destroy(&aa->lock);
+	free(aa);
+	cont(ctx, rc);
+}
+
+/* store_done_fn: runs on the writer thread. */
+static void
+async_notify(void *arg, int rc)
+{
+	struct api_async *aa = arg;
+
+	pthread_mutex_lock(&aa->lock);
+	aa->rc = rc;
+	pthread_mutex_unlock(&aa->lock);
+	event_active(aa->ev, EV_TIMEOUT, 0);
+}
+
+static struct api_async *
+async_new(struct api *a, void (*cont)(void *, int), void *ctx)
+{
+	struct api_async *aa = calloc(1, sizeof(*aa));
+
+	if (aa == NULL)
+		return NULL;
+	aa->ev = event_new(a->base, -1, 0, async_cb, aa);
+	if (aa->ev == NULL) {
+		free(aa);
+		return NULL;
+	}
+	pthread_mutex_init(&aa->lock, NULL);
+	aa->cont = cont;
+	aa->ctx = ctx;
+	return aa;
+}
+
+/* Used when the store refused the call outright: done will not come. */
+static void
+async_cancel(struct api_async *aa)
+{
+	event_free(aa->ev);
+	pthread_mutex_destroy(&aa->lock);
+	free(aa);
+}
+
+/* A request waiting on a store write, answered plainly when it is done. */
+struct simple_wait {
+	struct http_conn *c;
+	int ok_status;
+	const char *unknown_code;
+};
+
+static void
+simple_done(void *ctx, int rc)
+{
+	struct simple_wait *sw = ctx;
+
+	if (rc != 0)
+		reply_store_error(sw->c, NULL, rc, sw->unknown_code);
+	else
+		http_conn_reply(sw->c, sw->ok_status, NULL, NULL, 0, 0);
+	free(sw);
+}
+
+/*
+ * Starts an async store call through start(aa) and answers ok_status when
+ * it succeeds, or the mapped error.
+ */
+static void
+reply_after(struct api *a, struct http_conn *c, const struct http_request *r,
+    int ok_status, const char *unknown_code,
+    int (*start)(void *call, struct api_async *aa), void *call)
+{
+	struct simple_wait *sw = calloc(1, sizeof(*sw));
+	struct api_async *aa = sw != NULL ? async_new(a, simple_done, sw) : NULL;
+	int rc;
+
+	if (aa == NULL) {
+		free(sw);
+		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+		return;
+	}
+	sw->c = c;
+	sw->ok_status = ok_status;
+	sw->unknown_code = unknown_code;
+	rc = start(call, aa);
+	if (rc != 0) {
+		async_cancel(aa);
+		free(sw);
+		reply_store_error(c, r, rc, unknown_code);
+	}
+}
+
 /* ---- request pieces ---------------------------------------------------- */
 
 static int
@@ -485,23 +606,34 @@ h_blob_get(struct api *a, struct http_conn *c, const struct http_request *r,
 	    blob_fill, blob_stream_done, bs);
 }
 
+struct blob_delete_call {
+	struct api *a;
+	const struct route *rt;
+	const struct oci_digest *d;
+};
+
+static int
+start_blob_unlink(void *arg, struct api_async *aa)
+{
+	struct blob_delete_call *bc = arg;
+
+	return store_blob_unlink_async(bc->a->st, bc->rt->name, bc->rt->namelen,
+	    bc->d, async_notify, aa);
+}
+
 static void
 h_blob_delete(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt)
 {
 	struct oci_digest d;
-	int rc;
 
 	if (!parse_digest(rt->ref, &d)) {
 		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
 		return;
 	}
-	rc = store_blob_unlink(a->st, rt->name, rt->namelen, &d);
-	if (rc != 0) {
-		reply_store_error(c, r, rc, "BLOB_UNKNOWN");
-		return;
-	}
-	http_conn_reply(c, 202, NULL, NULL, 0, 0);
+	struct blob_delete_call call = { a, rt, &d };
+
+	reply_after(a, c, r, 202, "BLOB_UNKNOWN", start_blob_unlink, &call);
 }
 
 /* ---- upload sessions ---------------------------------------------------- */
@@ -967,6 +1099,11 @@ struct manifest_put {
 	size_t len, cap;
 	char ctype[OCI_MEDIA_TYPE_MAX_BYTES + 1];
 	size_t ctlen;
+	/* kept until the store has written it */
+	struct oci_manifest m;
+	struct store_ref *refs;
+	struct store_manifest sm;
+	char headers[API_HEADERS_MAX_BYTES];
 };
 
 static int
@@ -998,8 +1135,22 @@ manifest_body_data(void *arg, const uint8_t *p, size_t n)
 static void
 manifest_put_free(struct manifest_put *mp)
 {
+	free(mp->refs);
+	oci_manifest_free(&mp->m);
 	free(mp->buf);
 	free(mp);
+}
+
+static void
+manifest_put_done(void *ctx, int rc)
+{
+	struct manifest_put *mp = ctx;
+
+	if (rc != 0)
+		reply_store_error(mp->c, NULL, rc, "NAME_UNKNOWN");
+	else
+		http_conn_reply(mp->c, 201, mp->headers, NULL, 0, 0);
+	manifest_put_free(mp);
 }
 
 /* Every blob and child manifest the manifest names must be in the repo. */
@@ -1043,9 +1194,9 @@ manifest_body_end(void *arg, int status)
 	struct http_conn *c = mp->c;
 	struct api *a = mp->a;
 	const struct route *rt = &mp->rt;
-	struct oci_manifest m;
-	struct store_manifest sm;
-	struct store_ref *refs = NULL;
+	struct oci_manifest *m = &mp->m;
+	struct store_manifest *sm = &mp->sm;
+	struct api_async *aa;
 	struct oci_digest got, want;
 	char why[256], ds[OCI_DIGEST_STR_BYTES];
 	struct hdrs h = { .len = 0 };
@@ -1065,13 +1216,11 @@ manifest_body_end(void *arg, int status)
 		return;
 	}
 	rc = oci_manifest_parse(mp->buf, mp->len, mp->ctlen ? mp->ctype : NULL,
-	    mp->ctlen, &m, why, sizeof(why));
+	    mp->ctlen, m, why, sizeof(why));
 	if (rc != 0) {
-		reply_error(c, NULL, 400, rc == OCI_E_UNSUPPORTED ?
-		    "MANIFEST_INVALID" : "MANIFEST_INVALID",
-		    "manifest invalid", why);
-		manifest_put_free(mp);
-		return;
+		reply_error(c, NULL, 400, "MANIFEST_INVALID", "manifest invalid",
+		    why);
+		goto fail;
 	}
 	oci_digest_sha256(mp->buf, mp->len, &got);
 	by_digest = memchr(rt->ref.p, ':', rt->ref.len) != NULL;
@@ -1079,58 +1228,132 @@ manifest_body_end(void *arg, int status)
 	    !oci_digest_equal(&want, &got))) {
 		reply_error(c, NULL, 400, "DIGEST_INVALID",
 		    "manifest digest does not match the reference", NULL);
-		goto out;
+		goto fail;
 	}
-	rc = manifest_refs_check(a, rt, &m, why, sizeof(why));
+	rc = manifest_refs_check(a, rt, m, why, sizeof(why));
 	if (rc == STORE_E_NOTFOUND) {
 		reply_error(c, NULL, 400, "MANIFEST_BLOB_UNKNOWN",
 		    "manifest references a blob or manifest unknown to the "
 		    "repository", why);
-		goto out;
+		goto fail;
 	} else if (rc != 0) {
 		reply_store_error(c, NULL, rc, "MANIFEST_BLOB_UNKNOWN");
-		goto out;
+		goto fail;
 	}
-	refs = calloc(m.nrefs + 1, sizeof(*refs));
-	if (refs == NULL) {
+	mp->refs = calloc(m->nrefs + 1, sizeof(*mp->refs));
+	aa = mp->refs != NULL ? async_new(a, manifest_put_done, mp) : NULL;
+	if (aa == NULL) {
 		reply_error(c, NULL, 500, "UNKNOWN", "out of memory", NULL);
-		goto out;
+		goto fail;
 	}
-	for (size_t i = 0; i < m.nrefs; i++) {
-		refs[i].kind = m.refs[i].kind;
-		refs[i].digest = m.refs[i].digest;
-		refs[i].size = m.refs[i].size;
+	for (size_t i = 0; i < m->nrefs; i++) {
+		mp->refs[i].kind = m->refs[i].kind;
+		mp->refs[i].digest = m->refs[i].digest;
+		mp->refs[i].size = m->refs[i].size;
 	}
-	memset(&sm, 0, sizeof(sm));
-	sm.digest = got;
-	sm.media_type = m.media_type;
-	sm.media_type_len = strlen(m.media_type);
-	sm.data = mp->buf;
-	sm.len = mp->len;
-	sm.refs = refs;
-	sm.nrefs = m.nrefs;
-	sm.artifact_type = m.artifact_type[0] ? m.artifact_type : NULL;
-	sm.artifact_type_len = strlen(m.artifact_type);
-	rc = store_manifest_put(a->st, rt->name, rt->namelen, &sm,
-	    by_digest ? NULL : rt->ref.p, by_digest ? 0 : rt->ref.len);
-	if (rc != 0) {
-		reply_store_error(c, NULL, rc, "NAME_UNKNOWN");
-		goto out;
-	}
+	memset(sm, 0, sizeof(*sm));
+	sm->digest = got;
+	sm->media_type = m->media_type;
+	sm->media_type_len = strlen(m->media_type);
+	sm->data = mp->buf;
+	sm->len = mp->len;
+	sm->refs = mp->refs;
+	sm->nrefs = m->nrefs;
+	sm->artifact_type = m->artifact_type[0] ? m->artifact_type : NULL;
+	sm->artifact_type_len = strlen(m->artifact_type);
 	oci_digest_format(&got, ds);
 	hdr_add(&h, "Location: /v2/%s/manifests/%s\r\nDocker-Content-Digest: %s\r\n",
 	    rt->name, ds, ds);
-	if (m.has_subject) {
+	if (m->has_subject) {
 		char ss[OCI_DIGEST_STR_BYTES];
 
-		oci_digest_format(&m.subject, ss);
+		oci_digest_format(&m->subject, ss);
 		hdr_add(&h, "OCI-Subject: %s\r\n", ss);
 	}
-	http_conn_reply(c, 201, h.buf, NULL, 0, 0);
-out:
-	free(refs);
-	oci_manifest_free(&m);
+	memcpy(mp->headers, h.buf, h.len + 1);
+	rc = store_manifest_put_async(a->st, rt->name, rt->namelen, sm,
+	    by_digest ? NULL : rt->ref.p, by_digest ? 0 : rt->ref.len,
+	    async_notify, aa);
+	if (rc != 0) {
+		async_cancel(aa);
+		reply_store_error(c, NULL, rc, "NAME_UNKNOWN");
+		goto fail;
+	}
+	return;
+fail:
 	manifest_put_free(mp);
+}
+
+struct manifest_delete_call {
+	struct api *a;
+	const struct route *rt;
+	const struct oci_digest *d;
+	bool by_digest;
+};
+
+static int
+start_manifest_delete(void *arg, struct api_async *aa)
+{
+	struct manifest_delete_call *mc = arg;
+	const struct route *rt = mc->rt;
+
+	if (mc->by_digest)
+		return store_manifest_delete_async(mc->a->st, rt->name,
+		    rt->namelen, mc->d, async_notify, aa);
+	return store_tag_delete_async(mc->a->st, rt->name, rt->namelen,
+	    rt->ref.p, rt->ref.len, async_notify, aa);
+}
+
+/*
+ * Content negotiation (RFC 9110 12.5.1): berth stores manifests as pushed
+ * and never converts them, so it serves one only if the client accepts
+ * its media type, a wildcard covering it, or sent no Accept at all.
+ */
+static bool
+accept_allows(const struct http_slice *accept, const char *mt)
+{
+	size_t mtlen = strlen(mt), i = 0;
+	const char *slash = strchr(mt, '/');
+
+	if (accept == NULL || accept->len == 0)
+		return true;
+	while (i < accept->len) {
+		size_t s, e;
+
+		while (i < accept->len && (accept->p[i] == ' ' ||
+		    accept->p[i] == ','))
+			i++;
+		s = i;
+		while (i < accept->len && accept->p[i] != ',')
+			i++;
+		e = s;
+		while (e < i && accept->p[e] != ';' && accept->p[e] != ' ')
+			e++;
+		if ((e - s == mtlen && memcmp(accept->p + s, mt, mtlen) == 0) ||
+		    (e - s == 3 && memcmp(accept->p + s, "*/*", 3) == 0) ||
+		    (slash != NULL && e - s == (size_t)(slash - mt) + 2 &&
+		    memcmp(accept->p + s, mt, (size_t)(slash - mt) + 1) == 0 &&
+		    accept->p[e - 1] == '*'))
+			return true;
+	}
+	return false;
+}
+
+/* Clients (dockerd, containerd) send one Accept line per media type. */
+static bool
+accept_allows_any(const struct http_request *r, const char *mt)
+{
+	bool seen = false;
+
+	for (size_t i = 0; i < r->nheaders; i++) {
+		if (!http_slice_eq(r->headers[i].name, "accept") ||
+		    r->headers[i].value.len == 0)
+			continue;
+		seen = true;
+		if (accept_allows(&r->headers[i].value, mt))
+			return true;
+	}
+	return !seen;
 }
 
 static int
@@ -1193,15 +1416,14 @@ h_manifest(struct api *a, struct http_conn *c, const struct http_request *r,
 		return;
 	}
 	if (r->method == HTTP_DELETE) {
+		struct manifest_delete_call call = { a, rt, &d, by_digest };
+
 		/* DELETE by tag untags; by digest deletes (distribution-spec). */
-		if (rc == 0)
-			rc = by_digest ? store_manifest_delete(a->st, rt->name,
-			    rt->namelen, &d) : store_tag_delete(a->st, rt->name,
-			    rt->namelen, rt->ref.p, rt->ref.len);
 		if (rc != 0)
 			reply_store_error(c, r, rc, "MANIFEST_UNKNOWN");
 		else
-			http_conn_reply(c, 202, NULL, NULL, 0, 0);
+			reply_after(a, c, r, 202, "MANIFEST_UNKNOWN",
+			    start_manifest_delete, &call);
 		return;
 	}
 	if (rc == 0) {
@@ -1212,6 +1434,13 @@ h_manifest(struct api *a, struct http_conn *c, const struct http_request *r,
 
 		rc = store_manifest_get(a->st, rt->name, rt->namelen, &d, &data,
 		    &len, &mt);
+		if (rc == 0 && !accept_allows_any(r, mt)) {
+			free(data);
+			free(mt);
+			reply_error(c, r, 404, "MANIFEST_UNKNOWN",
+			    "the manifest's media type is not in Accept", NULL);
+			return;
+		}
 		if (rc == 0) {
 			oci_digest_format(&d, ds);
 			hdr_add(&h, "Content-Type: %s\r\nDocker-Content-Digest: %s\r\n"

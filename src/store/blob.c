@@ -264,7 +264,7 @@ store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
 
 struct blob_op {
 	struct store_op op;
-	const char *repo;
+	char repo[FORMAT_REPO_MAX_BYTES];
 	size_t repolen;
 	struct oci_digest digest;
 };
@@ -318,7 +318,8 @@ blob_delete_apply(struct store_wtxn *w, struct store_op *op)
 
 static int
 blob_op_run(struct store *st, int (*apply)(struct store_wtxn *, struct store_op *),
-    const char *repo, size_t repolen, const struct oci_digest *d)
+    const char *repo, size_t repolen, const struct oci_digest *d,
+    store_done_fn *done, void *arg)
 {
 	struct blob_op *b;
 
@@ -332,30 +333,38 @@ blob_op_run(struct store *st, int (*apply)(struct store_wtxn *, struct store_op 
 	b->op.apply = apply;
 	b->op.done = store_op_done_default;
 	b->op.flags = STORE_OP_DURABLE;
-	b->repo = repo;
+	if (repo != NULL)
+		memcpy(b->repo, repo, repolen);
 	b->repolen = repolen;
 	b->digest = *d;
-	return store_op_run(st, &b->op);
+	return store_op_go(st, &b->op, done, arg);
 }
 
 int
 store_blob_link(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d)
 {
-	return blob_op_run(st, blob_link_apply, repo, repolen, d);
+	return blob_op_run(st, blob_link_apply, repo, repolen, d, NULL, NULL);
 }
 
 int
 store_blob_unlink(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d)
 {
-	return blob_op_run(st, blob_unlink_apply, repo, repolen, d);
+	return blob_op_run(st, blob_unlink_apply, repo, repolen, d, NULL, NULL);
+}
+
+int
+store_blob_unlink_async(struct store *st, const char *repo, size_t repolen,
+    const struct oci_digest *d, store_done_fn *done, void *arg)
+{
+	return blob_op_run(st, blob_unlink_apply, repo, repolen, d, done, arg);
 }
 
 int
 store_blob_delete(struct store *st, const struct oci_digest *d)
 {
-	return blob_op_run(st, blob_delete_apply, NULL, 0, d);
+	return blob_op_run(st, blob_delete_apply, NULL, 0, d, NULL, NULL);
 }
 
 int

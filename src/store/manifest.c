@@ -19,11 +19,13 @@
 
 struct manifest_op {
 	struct store_op op;
-	const char *repo;
+	const char *repo;               /* point into the buffers below */
 	size_t repolen;
-	const struct store_manifest *m;
+	const struct store_manifest *m; /* caller's, alive until done */
 	const char *tag;
 	size_t taglen;
+	char repo_buf[FORMAT_REPO_MAX_BYTES];
+	char tag_buf[FORMAT_TAG_MAX_BYTES];
 	struct oci_digest digest;
 	enum { MOP_PUT, MOP_DELETE, MOP_TAG_PUT, MOP_TAG_DELETE } kind;
 };
@@ -351,7 +353,8 @@ manifest_apply(struct store_wtxn *w, struct store_op *op)
 }
 
 static int
-manifest_op_run(struct store *st, struct manifest_op *tmpl)
+manifest_op_run(struct store *st, struct manifest_op *tmpl, store_done_fn *done,
+    void *arg)
 {
 	struct manifest_op *mo;
 
@@ -362,16 +365,32 @@ manifest_op_run(struct store *st, struct manifest_op *tmpl)
 	if (mo == NULL)
 		return STORE_E_NOMEM;
 	*mo = *tmpl;
+	/* Names are copied: an asynchronous caller's may not outlive the call. */
+	memcpy(mo->repo_buf, tmpl->repo, tmpl->repolen);
+	mo->repo = mo->repo_buf;
+	if (tmpl->tag != NULL) {
+		memcpy(mo->tag_buf, tmpl->tag, tmpl->taglen);
+		mo->tag = mo->tag_buf;
+	}
 	mo->op.apply = manifest_apply;
 	mo->op.done = store_op_done_default;
 	mo->op.flags = STORE_OP_DURABLE;
 	mo->op.bytes = tmpl->m != NULL ? tmpl->m->len : 0;
-	return store_op_run(st, &mo->op);
+	return store_op_go(st, &mo->op, done, arg);
 }
 
 int
 store_manifest_put(struct store *st, const char *repo, size_t repolen,
     const struct store_manifest *m, const char *tag, size_t taglen)
+{
+	return store_manifest_put_async(st, repo, repolen, m, tag, taglen, NULL,
+	    NULL);
+}
+
+int
+store_manifest_put_async(struct store *st, const char *repo, size_t repolen,
+    const struct store_manifest *m, const char *tag, size_t taglen,
+    store_done_fn *done, void *arg)
 {
 	struct manifest_op mo = {
 		.repo = repo, .repolen = repolen, .m = m, .tag = tag,
@@ -397,12 +416,19 @@ store_manifest_put(struct store *st, const char *repo, size_t repolen,
 	oci_digest_sha256(m->data, m->len, &got);
 	if (!oci_digest_equal(&got, &m->digest))
 		return STORE_E_DIGEST;
-	return manifest_op_run(st, &mo);
+	return manifest_op_run(st, &mo, done, arg);
 }
 
 int
 store_manifest_delete(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d)
+{
+	return store_manifest_delete_async(st, repo, repolen, d, NULL, NULL);
+}
+
+int
+store_manifest_delete_async(struct store *st, const char *repo, size_t repolen,
+    const struct oci_digest *d, store_done_fn *done, void *arg)
 {
 	struct manifest_op mo = {
 		.repo = repo, .repolen = repolen, .kind = MOP_DELETE,
@@ -411,7 +437,7 @@ store_manifest_delete(struct store *st, const char *repo, size_t repolen,
 	if (d == NULL || d->alg != OCI_DIGEST_SHA256)
 		return STORE_E_INVALID;
 	mo.digest = *d;
-	return manifest_op_run(st, &mo);
+	return manifest_op_run(st, &mo, done, arg);
 }
 
 int
@@ -426,12 +452,19 @@ store_tag_put(struct store *st, const char *repo, size_t repolen,
 	if (d == NULL || d->alg != OCI_DIGEST_SHA256 || tag == NULL)
 		return STORE_E_INVALID;
 	mo.digest = *d;
-	return manifest_op_run(st, &mo);
+	return manifest_op_run(st, &mo, NULL, NULL);
 }
 
 int
 store_tag_delete(struct store *st, const char *repo, size_t repolen,
     const char *tag, size_t taglen)
+{
+	return store_tag_delete_async(st, repo, repolen, tag, taglen, NULL, NULL);
+}
+
+int
+store_tag_delete_async(struct store *st, const char *repo, size_t repolen,
+    const char *tag, size_t taglen, store_done_fn *done, void *arg)
 {
 	struct manifest_op mo = {
 		.repo = repo, .repolen = repolen, .tag = tag, .taglen = taglen,
@@ -440,7 +473,7 @@ store_tag_delete(struct store *st, const char *repo, size_t repolen,
 
 	if (tag == NULL)
 		return STORE_E_INVALID;
-	return manifest_op_run(st, &mo);
+	return manifest_op_run(st, &mo, done, arg);
 }
 
 /* ---- reads ------------------------------------------------------------- */

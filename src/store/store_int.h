@@ -118,6 +118,13 @@ int store_waiter_wait(struct store_waiter *w, int rc);
 /* Queues an op and waits for its completion; returns its result. */
 int store_op_run(struct store *st, struct store_op *op);
 
+/*
+ * With done NULL, store_op_run(); else queues op to report done(arg, rc)
+ * from the writer thread, and returns 0.
+ */
+int store_op_go(struct store *st, struct store_op *op, store_done_fn *done,
+    void *arg);
+
 /* Calls op->notify (if any) with rc, then frees op. */
 void store_op_complete(struct store_op *op, int rc);
 

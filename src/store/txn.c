@@ -129,6 +129,18 @@ store_waiter_wait(struct store_waiter *w, int rc)
 }
 
 int
+store_op_go(struct store *st, struct store_op *op, store_done_fn *done,
+    void *arg)
+{
+	if (done == NULL)
+		return store_op_run(st, op);
+	op->notify = done;
+	op->notify_arg = arg;
+	store_op_submit(st, op);
+	return 0;
+}
+
+int
 store_op_run(struct store *st, struct store_op *op)
 {
 	struct store_waiter w;

@@ -144,6 +144,13 @@ s=$(status GET /v2/it/app/manifests/v1 -H "Accept: $MT")
 check "manifest GET by tag: the exact bytes, media type and digest" \
 	sh -c "[ $s = 200 ] && cmp $T/body $T/m1 && [ '$(hdr Content-Type)' = '$MT' ] &&
 	    [ '$(hdr Docker-Content-Digest)' = '$M1' ]"
+s=$(status GET /v2/it/app/manifests/v1 -H 'Accept: application/vnd.docker.distribution.manifest.v2+json')
+check "Accept without the manifest's media type: 404 MANIFEST_UNKNOWN (no conversion)" \
+	sh -c "[ $s = 404 ] && grep -q 'code.:.MANIFEST_UNKNOWN' $T/body"
+s=$(status GET /v2/it/app/manifests/v1 -H "Accept: application/vnd.docker.distribution.manifest.v2+json, $MT;q=0.9")
+check "Accept listing it among others: 200" sh -c "[ $s = 200 ] && cmp $T/body $T/m1"
+s=$(status GET /v2/it/app/manifests/v1 -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' -H "Accept: $MT")
+check "Accept split over several header lines, as dockerd sends it: 200" sh -c "[ $s = 200 ]"
 s=$(status HEAD /v2/it/app/manifests/$M1 -I)
 check "manifest HEAD by digest: 200" sh -c "[ $s = 200 ]"
 sed 's/"size":3000000/"size":3000000,"annotations":{"n":"2"}/' "$T/m1" >"$T/m2"
