@@ -158,6 +158,14 @@ int store_upload_new(struct store *st, const char *repo, size_t repolen,
     struct store_upload **out);
 
 /*
+ * The asynchronous form: *out is the handle at once; done(arg, rc) reports,
+ * on the writer thread, whether the upload record is durable. Use the
+ * handle only after a successful done; after a failed one, free it.
+ */
+int store_upload_new_async(struct store *st, const char *repo, size_t repolen,
+    struct store_upload **out, store_done_fn *done, void *arg);
+
+/*
  * Re-opens an upload by id, e.g. after a restart, at its committed offset.
  * If another handle on the same upload commits first, this one gets
  * STORE_E_CONFLICT instead of writing over its bytes.
@@ -263,6 +271,9 @@ int store_blob_unlink(struct store *st, const char *repo, size_t repolen,
  * once the result is durable. Names are copied; a manifest's data, media
  * type and refs must stay valid until done.
  */
+int store_blob_link_async(struct store *st, const char *repo,
+    size_t repolen, const struct oci_digest *d, store_done_fn *done,
+    void *arg);
 int store_blob_unlink_async(struct store *st, const char *repo,
     size_t repolen, const struct oci_digest *d, store_done_fn *done,
     void *arg);

@@ -959,71 +959,149 @@ session_lookup(struct api *a, const struct route *rt, struct session **out)
 	return 0;
 }
 
+/* An upload start waiting on the store (mount link, then maybe a new upload). */
+struct upload_start {
+	struct api *a;
+	struct http_conn *c;
+	const struct http_request *r;   /* alive until the reply */
+	struct route rt;
+	struct oci_digest d;            /* mount source, or ?digest= */
+	bool monolithic;
+	struct store_upload *up;
+};
+
+static void upload_start_new(struct upload_start *us);
+
+static void
+upload_start_created(void *ctx, int rc)
+{
+	struct upload_start *us = ctx;
+	struct http_conn *c = us->c;
+	struct session *s;
+	struct hdrs h = { .len = 0 };
+
+	if (rc != 0) {
+		store_upload_free(us->up);
+		reply_store_error(c, us->r, rc, "NAME_UNKNOWN");
+		free(us);
+		return;
+	}
+	s = session_new(us->a, us->up, us->monolithic);
+	if (s == NULL) {
+		(void)store_upload_cancel(us->up);
+		store_upload_free(us->up);
+		reply_error(c, us->r, 500, "UNKNOWN", "out of memory", NULL);
+		free(us);
+		return;
+	}
+	if (us->monolithic) {
+		s->expect = us->d;
+		session_stream(s, c, us->r, true);
+	} else {
+		upload_location(&h, s);
+		http_conn_reply(c, 202, h.buf, NULL, 0, 0);
+	}
+	free(us);
+}
+
+static void
+upload_start_new(struct upload_start *us)
+{
+	struct api_async *aa;
+	int rc;
+
+	if (us->a->nsessions >= us->a->cfg.max_uploads) {
+		reply_error(us->c, us->r, 429, "TOOMANYREQUESTS",
+		    "too many uploads in progress", NULL);
+		free(us);
+		return;
+	}
+	aa = async_new(us->a, upload_start_created, us);
+	if (aa == NULL) {
+		reply_error(us->c, us->r, 500, "UNKNOWN", "out of memory", NULL);
+		free(us);
+		return;
+	}
+	rc = store_upload_new_async(us->a->st, us->rt.name, us->rt.namelen,
+	    &us->up, async_notify, aa);
+	if (rc != 0) {
+		async_cancel(aa);
+		reply_store_error(us->c, us->r, rc, "NAME_UNKNOWN");
+		free(us);
+	}
+}
+
+static void
+upload_start_mounted(void *ctx, int rc)
+{
+	struct upload_start *us = ctx;
+	char ds[OCI_DIGEST_STR_BYTES];
+	struct hdrs h = { .len = 0 };
+
+	if (rc != 0) {
+		/* Not mountable after all: an ordinary upload (distribution-spec). */
+		upload_start_new(us);
+		return;
+	}
+	oci_digest_format(&us->d, ds);
+	hdr_add(&h, "Location: /v2/%s/blobs/%s\r\nDocker-Content-Digest: %s\r\n",
+	    us->rt.name, ds, ds);
+	http_conn_reply(us->c, 201, h.buf, NULL, 0, 0);
+	free(us);
+}
+
 static void
 h_upload_start(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt)
 {
 	char val[API_QUERY_VALUE_MAX_BYTES], from[API_QUERY_VALUE_MAX_BYTES];
-	struct store_upload *up = NULL;
-	struct session *s;
+	struct upload_start *us;
 	struct oci_digest d;
-	struct hdrs h = { .len = 0 };
 	long n;
-	int rc;
 
+	us = calloc(1, sizeof(*us));
+	if (us == NULL) {
+		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+		return;
+	}
+	us->a = a;
+	us->c = c;
+	us->r = r;
+	us->rt = *rt;
 	/* Cross-repository mount: ?mount=<digest>&from=<repository>. */
 	n = query_get(r->query, "mount", val, sizeof(val));
 	if (n > 0 && query_get(r->query, "from", from, sizeof(from)) > 0 &&
 	    oci_digest_parse(val, (size_t)n, &d) == 0 &&
 	    oci_name_valid(from, strlen(from))) {
 		struct store_blob_info info;
+		struct api_async *aa;
 
 		if (store_blob_stat(a->st, from, strlen(from), &d, &info) == 0 &&
-		    store_blob_link(a->st, rt->name, rt->namelen, &d) == 0) {
-			char ds[OCI_DIGEST_STR_BYTES];
-
-			oci_digest_format(&d, ds);
-			hdr_add(&h, "Location: /v2/%s/blobs/%s\r\n"
-			    "Docker-Content-Digest: %s\r\n", rt->name, ds, ds);
-			http_conn_reply(c, 201, h.buf, NULL, 0, 0);
-			return;
+		    (aa = async_new(a, upload_start_mounted, us)) != NULL) {
+			us->d = d;
+			if (store_blob_link_async(a->st, rt->name, rt->namelen, &d,
+			    async_notify, aa) == 0)
+				return;
+			async_cancel(aa);
 		}
 		/* Not mountable: an ordinary upload (distribution-spec). */
 	}
 	n = query_get(r->query, "digest", val, sizeof(val));
 	if (n == -2 || (n >= 0 && oci_digest_parse(val, (size_t)n, &d) != 0)) {
 		reply_error(c, r, 400, "DIGEST_INVALID", "invalid digest", NULL);
+		free(us);
 		return;
 	}
 	if (n < 0 && (r->chunked || (r->has_length && r->content_length > 0))) {
 		reply_error(c, r, 400, "BLOB_UPLOAD_INVALID",
 		    "a body needs ?digest=", NULL);
+		free(us);
 		return;
 	}
-	if (a->nsessions >= a->cfg.max_uploads) {
-		reply_error(c, r, 429, "TOOMANYREQUESTS",
-		    "too many uploads in progress", NULL);
-		return;
-	}
-	rc = store_upload_new(a->st, rt->name, rt->namelen, &up);
-	if (rc != 0) {
-		reply_store_error(c, r, rc, "NAME_UNKNOWN");
-		return;
-	}
-	s = session_new(a, up, n >= 0);
-	if (s == NULL) {
-		(void)store_upload_cancel(up);
-		store_upload_free(up);
-		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
-		return;
-	}
-	if (n >= 0) {
-		s->expect = d;
-		session_stream(s, c, r, true);
-		return;
-	}
-	upload_location(&h, s);
-	http_conn_reply(c, 202, h.buf, NULL, 0, 0);
+	us->monolithic = n >= 0;
+	if (us->monolithic)
+		us->d = d;
+	upload_start_new(us);
 }
 
 static void

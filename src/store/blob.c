@@ -355,6 +355,13 @@ store_blob_unlink(struct store *st, const char *repo, size_t repolen,
 }
 
 int
+store_blob_link_async(struct store *st, const char *repo, size_t repolen,
+    const struct oci_digest *d, store_done_fn *done, void *arg)
+{
+	return blob_op_run(st, blob_link_apply, repo, repolen, d, done, arg);
+}
+
+int
 store_blob_unlink_async(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d, store_done_fn *done, void *arg)
 {

@@ -533,12 +533,31 @@ int
 store_upload_new(struct store *st, const char *repo, size_t repolen,
     struct store_upload **out)
 {
-	struct store_upload *up;
-	struct upload_op *uo;
+	struct store_waiter w;
+	struct store_upload *up = NULL;
 	int rc;
 
 	*out = NULL;
-	if (!oci_name_valid(repo, repolen))
+	store_waiter_init(&w);
+	rc = store_waiter_wait(&w, store_upload_new_async(st, repo, repolen, &up,
+	    store_waiter_notify, &w));
+	if (rc != 0) {
+		store_upload_free(up);
+		return rc;
+	}
+	*out = up;
+	return 0;
+}
+
+int
+store_upload_new_async(struct store *st, const char *repo, size_t repolen,
+    struct store_upload **out, store_done_fn *done, void *arg)
+{
+	struct store_upload *up;
+	struct upload_op *uo;
+
+	*out = NULL;
+	if (!oci_name_valid(repo, repolen) || done == NULL)
 		return STORE_E_INVALID;
 	up = upload_alloc(st);
 	if (up == NULL)
@@ -554,12 +573,8 @@ store_upload_new(struct store *st, const char *repo, size_t repolen,
 		store_upload_free(up);
 		return STORE_E_NOMEM;
 	}
-	rc = store_op_run(st, &uo->op);
-	if (rc != 0) {
-		store_upload_free(up);
-		return rc;
-	}
 	*out = up;
+	store_op_go(st, &uo->op, done, arg);
 	return 0;
 }
 
