@@ -11,8 +11,10 @@ tap_n=0
 tap_failed=0
 BERTHD_PID=
 
+# BERTH_KEEP_LOG=FILE keeps berthd's log (e.g. of a sanitizer build).
 cleanup() {
 	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null
+	[ -n "${BERTH_KEEP_LOG:-}" ] && cp "$T/berthd.log" "$BERTH_KEEP_LOG" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -48,6 +50,7 @@ skip_all() {
 # DATA and CA (the generated certificate, for clients that verify).
 berthd_start() {
 	DATA=${DATA:-$T/data}
+	[ -f "$T/berthd.log" ] && cat "$T/berthd.log" >>"$T/berthd.old.log"
 	: >"$T/berthd.log"
 	"$BERTHD" --data "$DATA" --listen 127.0.0.1:0 "$@" >>"$T/berthd.log" 2>&1 &
 	BERTHD_PID=$!
