@@ -1625,9 +1625,35 @@ h_list(struct api *a, struct http_conn *c, const struct http_request *r,
 }
 
 struct referrers_ctx {
+	struct api *a;
+	const struct route *rt;
 	json_t *arr;
 	const char *filter;
 };
+
+/* The referrer's own annotations, as the referrers API returns them. */
+static json_t *
+referrer_annotations(struct referrers_ctx *rc, const struct oci_digest *d)
+{
+	void *data = NULL;
+	size_t len = 0;
+	json_t *doc, *ann = NULL;
+
+	if (store_manifest_get(rc->a->st, rc->rt->name, rc->rt->namelen, d, &data,
+	    &len, NULL) != 0)
+		return NULL;
+	doc = json_loadb(data, len, 0, NULL);
+	free(data);
+	if (doc != NULL) {
+		ann = json_object_get(doc, "annotations");
+		if (json_is_object(ann) && json_object_size(ann) > 0)
+			json_incref(ann);
+		else
+			ann = NULL;
+		json_decref(doc);
+	}
+	return ann;
+}
 
 static int
 referrer_collect(void *arg, const struct store_referrer *ref)
@@ -1645,6 +1671,12 @@ referrer_collect(void *arg, const struct store_referrer *ref)
 	if (d != NULL && ref->artifact_type_len > 0)
 		json_object_set_new(d, "artifactType",
 		    json_stringn(ref->artifact_type, ref->artifact_type_len));
+	if (d != NULL) {
+		json_t *ann = referrer_annotations(rc, &ref->digest);
+
+		if (ann != NULL)
+			json_object_set_new(d, "annotations", ann);
+	}
 	if (d != NULL)
 		json_array_append_new(rc->arr, d);
 	return 0;
@@ -1654,7 +1686,7 @@ static void
 h_referrers(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt)
 {
-	struct referrers_ctx rc = { .filter = NULL };
+	struct referrers_ctx rc = { .a = a, .rt = rt, .filter = NULL };
 	char at[API_QUERY_VALUE_MAX_BYTES];
 	struct oci_digest d;
 	struct hdrs h = { .len = 0 };

@@ -199,14 +199,14 @@ check "catalog lists repositories in lexical order" \
 printf '{}' >"$T/empty"
 s=$(status POST "/v2/it/app/blobs/uploads/?digest=$(sha "$T/empty")" --data-binary @"$T/empty")
 cat >"$T/sbom" <<M
-{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2},"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2}],"subject":{"mediaType":"$MT","digest":"$M1","size":$(stat -c %s "$T/m1")}}
+{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sbom","annotations":{"org.example.kind":"sbom"},"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2},"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"$(sha "$T/empty")","size":2}],"subject":{"mediaType":"$MT","digest":"$M1","size":$(stat -c %s "$T/m1")}}
 M
 s=$(status PUT "/v2/it/app/manifests/$(sha "$T/sbom")" --data-binary @"$T/sbom" -H "Content-Type: $MT")
 check "an artifact with a subject: 201 and OCI-Subject" \
 	sh -c "[ $s = 201 ] && [ '$(hdr OCI-Subject)' = '$M1' ]"
 s=$(status GET "/v2/it/app/referrers/$M1")
-check "referrers lists it with its artifactType, as an OCI index" \
-	sh -c "[ $s = 200 ] && grep -q '$(sha "$T/sbom")' $T/body &&
+check "referrers lists it with its artifactType and annotations, as an OCI index" \
+	sh -c "[ $s = 200 ] && grep -q '$(sha "$T/sbom")' $T/body && grep -q org.example.kind $T/body &&
 	    grep -q 'application/vnd.example.sbom' $T/body && grep -q image.index.v1 $T/body"
 s=$(status GET "/v2/it/app/referrers/$M1?artifactType=application/vnd.example.other")
 check "an artifactType filter that matches nothing: empty list, OCI-Filters-Applied" \
