@@ -82,6 +82,9 @@ bool http_slice_eq(struct http_slice s, const char *lit);
  */
 int http_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
 
+/* The value of a hex digit (either case), or -1. */
+int http_hexval(char c);
+
 /* Incremental decoder of Transfer-Encoding: chunked (RFC 9112 7.1). */
 struct http_chunked {
 	int state;

@@ -295,18 +295,6 @@ reply_after(struct api *a, struct http_conn *c, const struct http_request *r,
 
 /* ---- request pieces ---------------------------------------------------- */
 
-static int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /*
  * The value of key in a query string, percent-decoded into out (NUL
  * terminated). Returns its length, -1 if absent, -2 if malformed or too long.
@@ -342,8 +330,8 @@ query_get(struct http_slice q, const char *key, char *out, size_t outsz)
 
 					if (q.p + e - p < 3)
 						return -2;
-					hi = hexval(p[1]);
-					lo = hexval(p[2]);
+					hi = http_hexval(p[1]);
+					lo = http_hexval(p[2]);
 					if (hi < 0 || lo < 0)
 						return -2;
 					ch = hi << 4 | lo;
@@ -931,7 +919,8 @@ session_lookup(struct api *a, const struct route *rt, struct session **out)
 	if (rt->ref.len != API_UUID_HEX)
 		return STORE_E_NOTFOUND;
 	for (size_t i = 0; i < FORMAT_UPLOAD_ID_BYTES; i++) {
-		int hi = hexval(rt->ref.p[2 * i]), lo = hexval(rt->ref.p[2 * i + 1]);
+		int hi = http_hexval(rt->ref.p[2 * i]);
+		int lo = http_hexval(rt->ref.p[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return STORE_E_NOTFOUND;

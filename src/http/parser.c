@@ -331,8 +331,8 @@ http_chunked_init(struct http_chunked *c)
 	c->state = CH_SIZE;
 }
 
-static int
-hexval(uint8_t c)
+int
+http_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -358,7 +358,7 @@ http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
 
 		switch (c->state) {
 		case CH_SIZE:
-			h = hexval(b);
+			h = http_hexval((char)b);
 			if (h >= 0) {
 				/* 15 hex digits: sizes stay far below 2^64. */
 				if (++c->digits > 15)

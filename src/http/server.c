@@ -426,6 +426,18 @@ reply_head(struct http_conn *c, int status, const char *headers,
 	    c->keep_alive ? "" : "Connection: close\r\n");
 }
 
+/* A reply to a connection that broke meanwhile only releases it. */
+static bool
+reply_to_broken(struct http_conn *c, int status)
+{
+	if (!c->broken)
+		return false;
+	c->status = status;
+	access_log(c);
+	conn_free(c);
+	return true;
+}
+
 static int
 discard_data(void *arg, const uint8_t *p, size_t n)
 {
@@ -494,14 +506,9 @@ http_conn_reply(struct http_conn *c, int status, const char *headers,
 {
 	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
 
-	if (reply_hold_for_discard(c, status, headers, body, len, flags))
+	if (reply_hold_for_discard(c, status, headers, body, len, flags) ||
+	    reply_to_broken(c, status))
 		return;
-	if (c->broken) {
-		c->status = status;
-		access_log(c);
-		conn_free(c);
-		return;
-	}
 	c->state = ST_WRITING;
 	reply_head(c, status, headers, len);
 	if (!(flags & HTTP_REPLY_HEAD_ONLY) && len > 0) {
@@ -523,12 +530,8 @@ http_conn_reply_stream(struct http_conn *c, int status, const char *headers,
 	c->stream_done = done;
 	c->stream_arg = arg;
 	c->stream_left = len;
-	if (c->broken) {
-		c->status = status;
-		access_log(c);
-		conn_free(c);
+	if (reply_to_broken(c, status))
 		return;
-	}
 	c->state = ST_WRITING;
 	reply_head(c, status, headers, len);
 	bufferevent_setwatermark(c->bev, EV_WRITE, HTTP_STREAM_LOWMARK_BYTES, 0);
