@@ -127,7 +127,7 @@ parse_args(struct berthd *d, int argc, char **argv)
 			if (parse_num(o, val, 1, UINT64_MAX, &d->api.max_blob_bytes))
 				return -1;
 		} else if (strcmp(o, "--max-manifest-size") == 0) {
-			if (parse_num(o, val, 1024, (uint64_t)64 << 20, &v))
+			if (parse_num(o, val, 1024, FORMAT_CHUNK_RAW_LIMIT, &v))
 				return -1;
 			d->api.max_manifest_bytes = (size_t)v;
 		} else if (strcmp(o, "--max-uploads") == 0) {
@@ -346,10 +346,15 @@ out:
 			event_free(sigs[i]);
 	if (d.drain_timer != NULL)
 		event_free(d.drain_timer);
+	/*
+	 * The store drains its queue first: completions of writes still in
+	 * flight wake events that must still exist. Then the sessions, then
+	 * the loop.
+	 */
 	http_server_free(d.srv);
+	store_close(st);
 	api_free(api);
 	if (d.base != NULL)
 		event_base_free(d.base);
-	store_close(st);
 	return status;
 }

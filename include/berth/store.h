@@ -312,6 +312,10 @@ int store_manifest_put(struct store *st, const char *repo, size_t repolen,
 int store_manifest_get(struct store *st, const char *repo, size_t repolen,
     const struct oci_digest *d, void **data, size_t *len, char **media_type);
 
+/* 0 if repo links manifest *d, STORE_E_NOTFOUND if not; reads nothing else. */
+int store_manifest_exists(struct store *st, const char *repo, size_t repolen,
+    const struct oci_digest *d);
+
 /*
  * Removes a manifest from repo with every tag of repo pointing at it and
  * its referrers entries. When no repository links it any more, the record

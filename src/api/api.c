@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -66,7 +67,8 @@ struct session {
 	/* the request being served, on the loop thread */
 	struct http_conn *conn;
 	enum { PH_IDLE, PH_BODY, PH_FLUSH, PH_FINISH } phase;
-	bool monolithic;                /* POST ?digest=: not in the table */
+	bool monolithic;                /* POST ?digest=: cancelled on failure */
+	time_t idle_since;              /* when the last request on it ended */
 	bool paused;
 	struct oci_digest expect;
 };
@@ -691,13 +693,15 @@ session_new(struct api *a, struct store_upload *up, bool monolithic)
 	memcpy(s->repo, repo, s->repolen);
 	s->repo[s->repolen] = '\0';
 	store_upload_set_commit_cb(up, session_on_commit, s);
-	if (!monolithic) {
+	/* Monolithic ones too, so that api_free() finds every session. */
+	{
 		unsigned slot = session_slot(s->id);
 
 		s->next = a->table[slot];
 		a->table[slot] = s;
 		a->nsessions++;
 	}
+	s->idle_since = time(NULL);
 	return s;
 }
 
@@ -710,16 +714,13 @@ static void
 session_free(struct session *s)
 {
 	struct api *a = s->api;
+	struct session **pp = &a->table[session_slot(s->id)];
 
-	if (!s->monolithic) {
-		struct session **pp = &a->table[session_slot(s->id)];
-
-		while (*pp != NULL && *pp != s)
-			pp = &(*pp)->next;
-		if (*pp == s) {
-			*pp = s->next;
-			a->nsessions--;
-		}
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s) {
+		*pp = s->next;
+		a->nsessions--;
 	}
 	store_upload_free(s->up);
 	event_free(s->wake);
@@ -746,6 +747,7 @@ session_reply(struct session *s, int status, const char *headers)
 	s->conn = NULL;
 	s->phase = PH_IDLE;
 	s->paused = false;
+	s->idle_since = time(NULL);
 	http_conn_reply(c, status, headers, NULL, 0, 0);
 }
 
@@ -795,6 +797,9 @@ session_finished(struct session *s, int rc)
 	}
 	memcpy(repo, s->repo, s->repolen + 1);
 	oci_digest_format(&s->expect, ds);
+	/* A failed monolithic upload has no URL to resume: drop it. */
+	if (rc != 0 && s->monolithic)
+		(void)store_upload_cancel(s->up);
 	session_free(s);
 	if (rc != 0) {
 		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
@@ -890,9 +895,10 @@ static void
 session_stream(struct session *s, struct http_conn *c,
     const struct http_request *r, bool finish)
 {
-	if (r->has_length &&
-	    r->content_length > s->api->cfg.max_blob_bytes -
-	    store_upload_offset(s->up)) {
+	uint64_t off = store_upload_offset(s->up);
+
+	if (off > s->api->cfg.max_blob_bytes || (r->has_length &&
+	    r->content_length > s->api->cfg.max_blob_bytes - off)) {
 		/* Refused before a byte of the body is read. */
 		s->conn = c;
 		session_abort(s, 413);
@@ -961,6 +967,27 @@ struct upload_start {
 
 static void upload_start_new(struct upload_start *us);
 
+/*
+ * Frees the session idle the longest (its upload stays in the store and
+ * resumes on its next request), so abandoned uploads cannot hold every
+ * slot. Returns false when every session is busy.
+ */
+static bool
+session_evict_idle(struct api *a)
+{
+	struct session *oldest = NULL;
+
+	for (size_t i = 0; i < API_UPLOAD_TABLE_SIZE; i++)
+		for (struct session *s = a->table[i]; s != NULL; s = s->next)
+			if (s->conn == NULL && !s->monolithic &&
+			    (oldest == NULL || s->idle_since < oldest->idle_since))
+				oldest = s;
+	if (oldest == NULL)
+		return false;
+	session_free(oldest);
+	return true;
+}
+
 static void
 upload_start_created(void *ctx, int rc)
 {
@@ -999,7 +1026,8 @@ upload_start_new(struct upload_start *us)
 	struct api_async *aa;
 	int rc;
 
-	if (us->a->nsessions >= us->a->cfg.max_uploads) {
+	if (us->a->nsessions >= us->a->cfg.max_uploads &&
+	    !session_evict_idle(us->a)) {
 		reply_error(us->c, us->r, 429, "TOOMANYREQUESTS",
 		    "too many uploads in progress", NULL);
 		free(us);
@@ -1233,12 +1261,8 @@ manifest_refs_check(struct api *a, const struct route *rt,
 		if (ref->kind == OCI_REF_SUBJECT || ref->external)
 			continue;
 		if (ref->kind == OCI_REF_MANIFEST) {
-			void *data = NULL;
-			size_t len;
-
-			rc = store_manifest_get(a->st, rt->name, rt->namelen,
-			    &ref->digest, &data, &len, NULL);
-			free(data);
+			rc = store_manifest_exists(a->st, rt->name, rt->namelen,
+			    &ref->digest);
 		} else {
 			struct store_blob_info info;
 

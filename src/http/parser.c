@@ -362,33 +362,33 @@ http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
 			if (h >= 0) {
 				/* 15 hex digits: sizes stay far below 2^64. */
 				if (++c->digits > 15)
-					return HTTP_E_BAD;
+					goto bad;
 				c->remaining = c->remaining << 4 | (uint64_t)h;
 			} else if (c->digits == 0) {
-				return HTTP_E_BAD;
+				goto bad;
 			} else if (b == ';') {
 				c->state = CH_EXT;
 			} else if (b == '\r') {
 				c->state = CH_SIZE_LF;
 			} else {
-				return HTTP_E_BAD;
+				goto bad;
 			}
 			if (++c->line > HTTP_CHUNK_LINE_MAX_BYTES)
-				return HTTP_E_BAD;
+				goto bad;
 			i++;
 			break;
 		case CH_EXT:
 			if (b == '\r')
 				c->state = CH_SIZE_LF;
 			else if (b == '\n' || b == 0 || b == 0x7f)
-				return HTTP_E_BAD;
+				goto bad;
 			if (++c->line > HTTP_CHUNK_LINE_MAX_BYTES)
-				return HTTP_E_BAD;
+				goto bad;
 			i++;
 			break;
 		case CH_SIZE_LF:
 			if (b != '\n')
-				return HTTP_E_BAD;
+				goto bad;
 			i++;
 			c->line = 0;
 			c->digits = 0;
@@ -409,13 +409,13 @@ http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
 		}
 		case CH_DATA_CR:
 			if (b != '\r')
-				return HTTP_E_BAD;
+				goto bad;
 			c->state = CH_DATA_LF;
 			i++;
 			break;
 		case CH_DATA_LF:
 			if (b != '\n')
-				return HTTP_E_BAD;
+				goto bad;
 			c->state = CH_SIZE;
 			i++;
 			break;
@@ -425,30 +425,30 @@ http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
 			} else if (is_tchar(b)) {
 				c->state = CH_TRAILER_LINE;
 			} else {
-				return HTTP_E_BAD;
+				goto bad;
 			}
 			if (++c->trailer > HTTP_TRAILER_MAX_BYTES)
-				return HTTP_E_BAD;
+				goto bad;
 			i++;
 			break;
 		case CH_TRAILER_LINE:
 			if (b == '\r')
 				c->state = CH_TRAILER_LF;
 			else if (b == '\n' || b == 0)
-				return HTTP_E_BAD;
+				goto bad;
 			if (++c->trailer > HTTP_TRAILER_MAX_BYTES)
-				return HTTP_E_BAD;
+				goto bad;
 			i++;
 			break;
 		case CH_TRAILER_LF:
 			if (b != '\n')
-				return HTTP_E_BAD;
+				goto bad;
 			c->state = CH_TRAILER;
 			i++;
 			break;
 		case CH_FINAL_LF:
 			if (b != '\n')
-				return HTTP_E_BAD;
+				goto bad;
 			c->state = CH_DONE;
 			*consumed = i + 1;
 			return 1;
@@ -456,9 +456,15 @@ http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
 			*consumed = i;
 			return 1;
 		default:
-			return HTTP_E_BAD;
+			goto bad;
 		}
 	}
 	*consumed = i;
 	return c->state == CH_DONE ? 1 : 0;
+bad:
+	/* What was looked at is used up: the caller must not feed it again. */
+	*consumed = i < len ? i + 1 : len;
+	*data = NULL;
+	*datalen = 0;
+	return HTTP_E_BAD;
 }

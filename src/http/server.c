@@ -71,6 +71,7 @@ struct http_conn {
 	bool body_chunked;
 	bool body_expected;     /* the request declared a body */
 	bool body_read;         /* ... and it was read to its end */
+	bool body_started;      /* reading it began (a reply never re-reads) */
 	struct http_chunked chunked;
 
 	/* a reply held back while an unread request body is discarded */
@@ -192,6 +193,7 @@ conn_wait_head(struct http_conn *c)
 	c->on_end = NULL;
 	c->body_expected = false;
 	c->body_read = false;
+	c->body_started = false;
 	c->paused = false;
 	c->status = 0;
 	c->resp_bytes = 0;
@@ -358,6 +360,7 @@ http_conn_read_body(struct http_conn *c, http_body_data_fn *data,
 	c->on_data = data;
 	c->on_end = end;
 	c->body_arg = arg;
+	c->body_started = true;
 	c->body_chunked = c->req.chunked;
 	c->body_left = c->req.has_length ? c->req.content_length : 0;
 	http_chunked_init(&c->chunked);
@@ -419,10 +422,14 @@ reply_head(struct http_conn *c, int status, const char *headers,
 	if (c->body_expected && !c->body_read)
 		c->keep_alive = false;
 	c->status = status;
-	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Length: %llu\r\n"
-	    "Docker-Distribution-API-Version: registry/2.0\r\n%s%s\r\n",
-	    status, status_text(status), (unsigned long long)len,
-	    headers != NULL ? headers : "",
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status,
+	    status_text(status));
+	/* RFC 9110 8.6: no Content-Length on a 204. */
+	if (status != 204)
+		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
+		    (unsigned long long)len);
+	evbuffer_add_printf(out, "Docker-Distribution-API-Version: registry/2.0"
+	    "\r\n%s%s\r\n", headers != NULL ? headers : "",
 	    c->keep_alive ? "" : "Connection: close\r\n");
 }
 
@@ -477,11 +484,12 @@ reply_hold_for_discard(struct http_conn *c, int status, const char *headers,
     const void *body, size_t len, unsigned flags)
 {
 	if (c->broken || c->discarding || !c->body_expected || c->body_read ||
-	    c->state != ST_HANDLER || c->req.expect_continue ||
+	    c->body_started || c->state != ST_HANDLER || c->req.expect_continue ||
 	    (c->req.has_length && c->req.content_length > HTTP_DISCARD_MAX_BYTES))
 		return false;
 	c->held_headers = strdup(headers != NULL ? headers : "");
-	c->held_body = malloc(len > 0 ? len : 1);
+	c->held_body = malloc(!(flags & HTTP_REPLY_HEAD_ONLY) && len > 0 ?
+	    len : 1);
 	if (c->held_headers == NULL || c->held_body == NULL) {
 		free(c->held_headers);
 		free(c->held_body);
@@ -489,7 +497,7 @@ reply_hold_for_discard(struct http_conn *c, int status, const char *headers,
 		c->held_body = NULL;
 		return false;
 	}
-	if (len > 0)
+	if (!(flags & HTTP_REPLY_HEAD_ONLY) && body != NULL && len > 0)
 		memcpy(c->held_body, body, len);
 	c->held_status = status;
 	c->held_len = len;

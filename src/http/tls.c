@@ -90,7 +90,9 @@ write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert)
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
 		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	/* A stale temporary file could carry wider permissions: start anew. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode);
 	if (fd < 0)
 		return -1;
 	f = fdopen(fd, "w");

@@ -547,6 +547,24 @@ out:
 }
 
 int
+store_manifest_exists(struct store *st, const char *repo, size_t repolen,
+    const struct oci_digest *d)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if (d == NULL || d->alg != OCI_DIGEST_SHA256 ||
+	    !oci_name_valid(repo, repolen))
+		return STORE_E_INVALID;
+	rc = store_rtxn_begin(st, &txn);
+	if (rc != 0)
+		return rc;
+	rc = link_exists(st, txn, repo, repolen, FORMAT_LINK_MANIFEST, d);
+	store_rtxn_end(txn);
+	return rc;
+}
+
+int
 store_tag_get(struct store *st, const char *repo, size_t repolen,
     const char *tag, size_t taglen, struct oci_digest *out)
 {

@@ -419,6 +419,8 @@ upload_done(struct store_op *op, int rc)
 {
 	struct upload_op *uo = (struct upload_op *)op;
 	struct store_upload *up = uo->up;
+	store_done_fn *on_commit;
+	void *on_commit_arg;
 
 	/*
 	 * A chunk that failed cannot be retried in place: the caller's offset
@@ -438,6 +440,9 @@ upload_done(struct store_op *op, int rc)
 	if (uo->kind == UPLOAD_OP_FINISH)
 		up->finishing = false;
 	up->pending -= uo->len;
+	/* Taken before notify, which may lead the caller to set a new one. */
+	on_commit = up->on_commit;
+	on_commit_arg = up->on_commit_arg;
 	pthread_mutex_unlock(&up->lock);
 	free(uo->data);
 	uo->data = NULL;
@@ -448,8 +453,8 @@ upload_done(struct store_op *op, int rc)
 	 */
 	if (op->notify != NULL)
 		op->notify(op->notify_arg, rc);
-	if (up->on_commit != NULL)
-		up->on_commit(up->on_commit_arg, rc);
+	if (on_commit != NULL)
+		on_commit(on_commit_arg, rc);
 	free(op);
 	upload_release(up);
 }
@@ -628,8 +633,10 @@ void
 store_upload_set_commit_cb(struct store_upload *up, store_done_fn *fn,
     void *arg)
 {
+	pthread_mutex_lock(&up->lock);
 	up->on_commit = fn;
 	up->on_commit_arg = arg;
+	pthread_mutex_unlock(&up->lock);
 }
 
 const uint8_t *

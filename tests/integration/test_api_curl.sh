@@ -239,6 +239,23 @@ check "a malformed request line: 400 and close" sh -c "
 check "Content-Length with Transfer-Encoding: 400" sh -c "
 	printf 'PATCH /v2/ HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n' |
 	    timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA 2>/dev/null | head -n 1 | grep -q '400'"
+raw() {  # raw FILE: sends FILE's bytes over TLS, prints the first line back
+	timeout 10 openssl s_client -quiet -connect "$HOSTPORT" -CAfile "$CA" <"$1" 2>/dev/null | head -n 1
+}
+printf 'GET /v2/ HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZ\r\n' >"$T/badchunk"
+check "a GET with a malformed chunked body is answered, and berthd lives on" \
+	sh -c "raw_out=\$(timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA <$T/badchunk 2>/dev/null | head -n 1);
+	    echo \"\$raw_out\" | grep -q 'HTTP/1.1' && kill -0 $BERTHD_PID &&
+	    [ \$($C -o /dev/null -w '%{http_code}' $URL/v2/) = 200 ]"
+printf 'HEAD /v2/it/app/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx' "$D" >"$T/headbody"
+check "a HEAD carrying a body is answered, and berthd lives on" \
+	sh -c "timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA <$T/headbody 2>/dev/null |
+	    head -n 1 | grep -q '200' && kill -0 $BERTHD_PID"
+s=$(status POST /v2/it/nolen/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status GET "$LOC")
+check "a 204 carries no Content-Length (RFC 9110 8.6)" \
+	sh -c "[ $s = 204 ] && ! grep -qi '^Content-Length' $T/hdrs"
 flood=$(head -c 20000 /dev/zero | tr '\0' a)
 s=$($C -o /dev/null -w '%{http_code}' -H "X-Flood: $flood" "$URL/v2/")
 check "a header flood past 16 KiB: 431" sh -c "[ $s = 431 ]"

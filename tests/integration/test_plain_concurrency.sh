@@ -69,4 +69,24 @@ check "20 simultaneous pulls return every manifest and layer intact" \
 	sh -c "for n in \$(seq 1 20); do [ \"\$(cat $T/pull\$n.rc)\" = 0 ] || exit 1; done"
 check "the catalog holds the 20 repositories" \
 	sh -c "[ \$(curl -sf '$URL/v2/_catalog' | tr ',' '\n' | grep -c conc/) = 20 ]"
+# Abandoned uploads cannot hold every slot: the longest idle is let go
+# (it stays resumable), a busy table answers 429.
+"$BERTHD" --data "$T/lim" --listen 127.0.0.1:0 --no-tls --max-uploads 2 >"$T/lim.log" 2>&1 &
+LIM=$!
+for _ in $(seq 1 50); do
+	LURL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/lim.log")
+	[ -n "$LURL" ] && break
+	sleep 0.1
+done
+LURL=${LURL%/}
+for i in 1 2 3; do
+	curl -s -o /dev/null -D "$T/lim$i" -w '%{http_code}' -X POST "$LURL/v2/lim/blobs/uploads/" >"$T/lim$i.code"
+done
+L1=$(sed -n 's/^Location: *//Ip' "$T/lim1" | tr -d '\r')
+check "a third upload with --max-uploads 2 evicts the idle first one" \
+	sh -c "[ \$(cat $T/lim3.code) = 202 ]"
+check "the evicted upload still resumes from the store" \
+	sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $LURL$L1) = 204 ]"
+kill "$LIM" 2>/dev/null
+wait "$LIM" 2>/dev/null
 tap_end
