@@ -13,6 +13,7 @@
 
 #define HTTP_E_BAD              (-400)  /* malformed: answer 400 */
 #define HTTP_E_URI_TOO_LONG     (-414)
+#define HTTP_E_EXPECTATION      (-417)  /* an Expect other than 100-continue */
 #define HTTP_E_HEADERS_TOO_LARGE (-431)
 #define HTTP_E_NOT_IMPLEMENTED  (-501)  /* a transfer coding other than chunked */
 #define HTTP_E_VERSION          (-505)  /* not HTTP/1.0 or HTTP/1.1 */

@@ -1764,6 +1764,20 @@ static const struct {
 	{ HTTP_GET, R_REFERRERS, h_referrers, API_ACCESS_PULL },
 };
 
+static const char *
+method_name(enum http_method m)
+{
+	switch (m) {
+	case HTTP_GET: return "GET";
+	case HTTP_HEAD: return "HEAD";
+	case HTTP_POST: return "POST";
+	case HTTP_PUT: return "PUT";
+	case HTTP_PATCH: return "PATCH";
+	case HTTP_DELETE: return "DELETE";
+	default: return "";
+	}
+}
+
 void
 api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 {
@@ -1791,8 +1805,34 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 			return;
 		}
 	}
-	reply_error(c, r, path_known ? 405 : 404, "UNSUPPORTED",
-	    "method not supported on this path", NULL);
+	if (path_known) {
+		struct hdrs h = { .len = 0 };
+		char *body = NULL;
+		json_t *doc;
+		const char *sep = "";
+
+		/* RFC 9110 15.5.6: a 405 lists what the path does allow. */
+		hdr_add(&h, "Content-Type: application/json\r\nAllow: ");
+		for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+			if (routes[i].kind != rt.kind)
+				continue;
+			hdr_add(&h, "%s%s", sep, method_name(routes[i].method));
+			sep = ", ";
+		}
+		hdr_add(&h, "\r\n");
+		doc = json_pack("{s:[{s:s,s:s}]}", "errors", "code", "UNSUPPORTED",
+		    "message", "method not supported on this path");
+		if (doc != NULL)
+			body = json_dumps(doc, JSON_COMPACT);
+		json_decref(doc);
+		http_conn_reply(c, 405, h.buf, body != NULL ? body : "",
+		    body != NULL ? strlen(body) : 0,
+		    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+		free(body);
+		return;
+	}
+	reply_error(c, r, 404, "UNSUPPORTED", "method not supported on this path",
+	    NULL);
 }
 
 struct api *

@@ -237,7 +237,7 @@ derive_framing(struct http_request *r)
 			parse_connection(h->value, &close, &keep);
 		} else if (http_slice_eq(h->name, "expect")) {
 			if (!http_slice_eq(h->value, "100-continue"))
-				return HTTP_E_BAD;
+				return HTTP_E_EXPECTATION;      /* RFC 9110 10.1.1 */
 			r->expect_continue = r->minor == 1;
 		} else if (http_slice_eq(h->name, "host") &&
 		    http_request_header(r, "host") != &h->value) {

@@ -120,6 +120,7 @@ status_text(int status)
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
 	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
@@ -231,6 +232,18 @@ conn_try_head(struct http_conn *c)
 	int rc;
 
 	if (c->state != ST_HEAD || avail == 0)
+		return;
+	/* RFC 9112 2.2: empty lines before a request line are ignored. */
+	while (avail >= 2) {
+		char crlf[2];
+
+		if (evbuffer_copyout(in, crlf, 2) != 2 || crlf[0] != '\r' ||
+		    crlf[1] != '\n')
+			break;
+		evbuffer_drain(in, 2);
+		avail -= 2;
+	}
+	if (avail == 0)
 		return;
 	/*
 	 * A TLS ClientHello (handshake record 0x16, version 3.x) on a plain
@@ -430,7 +443,8 @@ reply_head(struct http_conn *c, int status, const char *headers,
 		    (unsigned long long)len);
 	evbuffer_add_printf(out, "Docker-Distribution-API-Version: registry/2.0"
 	    "\r\n%s%s\r\n", headers != NULL ? headers : "",
-	    c->keep_alive ? "" : "Connection: close\r\n");
+	    !c->keep_alive ? "Connection: close\r\n" :
+	    c->req.minor == 0 ? "Connection: keep-alive\r\n" : "");
 }
 
 /* A reply to a connection that broke meanwhile only releases it. */

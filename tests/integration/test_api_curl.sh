@@ -251,6 +251,15 @@ printf 'HEAD /v2/it/app/blobs/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nCon
 check "a HEAD carrying a body is answered, and berthd lives on" \
 	sh -c "timeout 10 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA <$T/headbody 2>/dev/null |
 	    head -n 1 | grep -q '200' && kill -0 $BERTHD_PID"
+s=$(status POST /v2/)
+check "a method a path does not take: 405 with Allow" \
+	sh -c "[ $s = 405 ] && [ '$(hdr Allow)' = 'GET, HEAD' ]"
+s=$(status GET /v2/ -H 'Expect: something')
+check "an Expect other than 100-continue: 417" sh -c "[ $s = 417 ]"
+printf '\r\nGET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' >"$T/lead"
+check "an empty line before the request line is ignored; HTTP/1.0 keep-alive is confirmed" \
+	sh -c "timeout 5 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA <$T/lead 2>/dev/null >$T/leadout;
+	    head -n 1 $T/leadout | grep -q '200' && grep -qi '^Connection: keep-alive' $T/leadout"
 s=$(status POST /v2/it/nolen/blobs/uploads/)
 LOC=$(hdr Location)
 s=$(status GET "$LOC")

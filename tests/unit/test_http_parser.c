@@ -96,7 +96,7 @@ test_refusals(void **state)
 		{ "GET / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HTTP_E_NOT_IMPLEMENTED },
 		{ "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_E_NOT_IMPLEMENTED },
 		{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", HTTP_E_BAD },
-		{ "GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", HTTP_E_BAD },
+		{ "GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", HTTP_E_EXPECTATION },
 		{ "GET / HTTP/1.1\r\n\r\nX", HTTP_E_BAD },              /* bytes past the head */
 		{ "GET / HTTP/1.1\r\n", HTTP_E_BAD },                   /* no empty line */
 		{ "", HTTP_E_BAD },
