@@ -260,6 +260,25 @@ printf '\r\nGET /v2/ HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' >"$T/lead"
 check "an empty line before the request line is ignored; HTTP/1.0 keep-alive is confirmed" \
 	sh -c "timeout 5 openssl s_client -quiet -connect $HOSTPORT -CAfile $CA <$T/lead 2>/dev/null >$T/leadout;
 	    head -n 1 $T/leadout | grep -q '200' && grep -qi '^Connection: keep-alive' $T/leadout"
+# A body cut short is an aborted upload, never a stored blob.
+head -c 200000 /dev/urandom >"$T/whole"
+head -c 50000 "$T/whole" >"$T/half"
+{ printf 'POST /v2/it/cut/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n' \
+	"$(sha "$T/whole")"; cat "$T/half"; } >"$T/cutreq"
+timeout 10 openssl s_client -quiet -connect "$HOSTPORT" -CAfile "$CA" <"$T/cutreq" >/dev/null 2>&1
+sleep 0.5
+check "a monolithic upload cut short stores nothing" \
+	sh -c "[ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/cut/blobs/$(sha "$T/whole")) = 404 ] &&
+	    [ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/cut/blobs/$(sha "$T/half")) = 404 ]"
+s=$(status POST /v2/it/cut2/blobs/uploads/)
+LOC=$(hdr Location)
+{ printf 'PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n' "$LOC"; cat "$T/half"; } >"$T/cutpatch"
+timeout 10 openssl s_client -quiet -connect "$HOSTPORT" -CAfile "$CA" <"$T/cutpatch" >/dev/null 2>&1
+sleep 0.5
+s=$(status PUT "$LOC?digest=$(sha "$T/half")")
+check "a PATCH cut short cannot be finished as if it were whole" \
+	sh -c "[ $s != 201 ] && [ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/cut2/blobs/$(sha "$T/half")) = 404 ]"
+
 s=$(status POST /v2/it/nolen/blobs/uploads/)
 LOC=$(hdr Location)
 s=$(status GET "$LOC")
