@@ -31,10 +31,17 @@
 #define HTTP_PEER_BYTES 64
 #define HTTP_LISTENERS_MAX 16
 #define HTTP_STATUS_LINE_MAX 64
+/*
+ * After the last answer to a request whose body was not read, the rest of
+ * the body is read and dropped for up to this long before the close, so the
+ * client is not reset (losing the answer) while it still sends.
+ */
+#define HTTP_LINGER_MS 2000
+
 /* Unread request bodies up to this size are drained to keep the connection. */
 #define HTTP_DISCARD_MAX_BYTES ((uint64_t)1 << 20)
 
-enum conn_state { ST_HEAD, ST_HANDLER, ST_BODY, ST_WRITING };
+enum conn_state { ST_HEAD, ST_HANDLER, ST_BODY, ST_WRITING, ST_LINGER };
 
 struct http_server {
 	struct event_base *base;
@@ -176,9 +183,24 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* Only armed while waiting for a head: nobody else owns the conn. */
-	log_debug("http %s: request head not received in time", c->peer);
+	/* Armed while waiting for a head or lingering: nobody owns the conn. */
+	if (c->state == ST_HEAD)
+		log_debug("http %s: request head not received in time", c->peer);
 	conn_free(c);
+}
+
+/* The answer is out; drop what the client still sends, then close. */
+static void
+conn_linger(struct http_conn *c)
+{
+	struct timeval tv = { HTTP_LINGER_MS / 1000, (HTTP_LINGER_MS % 1000) * 1000 };
+
+	c->state = ST_LINGER;
+	evbuffer_drain(bufferevent_get_input(c->bev),
+	    evbuffer_get_length(bufferevent_get_input(c->bev)));
+	bufferevent_disable(c->bev, EV_WRITE);
+	bufferevent_enable(c->bev, EV_READ);
+	evtimer_add(c->deadline, &tv);
 }
 
 static void
@@ -597,7 +619,10 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	access_log(c);
 	if (!c->keep_alive || c->broken) {
-		conn_free(c);
+		if (!c->broken && c->body_expected && !c->body_read)
+			conn_linger(c);
+		else
+			conn_free(c);
 		return;
 	}
 	conn_wait_head(c);
@@ -608,11 +633,13 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn *c = arg;
 
-	(void)bev;
 	if (c->state == ST_HEAD)
 		conn_try_head(c);
 	else if (c->state == ST_BODY)
 		body_feed(c);
+	else if (c->state == ST_LINGER)
+		evbuffer_drain(bufferevent_get_input(bev),
+		    evbuffer_get_length(bufferevent_get_input(bev)));
 }
 
 static void
@@ -650,6 +677,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		break;
 	case ST_WRITING:
 		access_log(c);
+		conn_free(c);
+		break;
+	case ST_LINGER:
 		conn_free(c);
 		break;
 	}

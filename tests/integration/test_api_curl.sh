@@ -127,7 +127,7 @@ check "a body over --max-blob-size is refused before it is read: 413 SIZE_INVALI
 s=$(status POST /v2/it/big2/blobs/uploads/)
 LOC=$(hdr Location)
 s=$(status PATCH "$LOC" --data-binary @"$T/big" -H 'Transfer-Encoding: chunked')
-check "a chunked body crossing --max-blob-size: 413" sh -c "[ $s = 413 ]"
+check "a chunked body crossing --max-blob-size: 413, received (not a reset)" sh -c "[ $s = 413 ]"
 
 # Manifests and tags.
 printf '{"architecture":"arm64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$T/cfg"
