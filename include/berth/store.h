@@ -229,6 +229,8 @@ int store_upload_finish_async(struct store_upload *up,
 
 /* Deletes the upload and its chunks. The handle must still be freed. */
 int store_upload_cancel(struct store_upload *up);
+int store_upload_cancel_async(struct store_upload *up, store_done_fn *done,
+    void *arg);
 
 /* ---- blobs ------------------------------------------------------------- */
 

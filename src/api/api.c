@@ -1122,6 +1122,20 @@ h_upload_start(struct api *a, struct http_conn *c, const struct http_request *r,
 }
 
 static void
+upload_cancelled(void *ctx, int rc)
+{
+	struct session *s = ctx;
+	struct http_conn *c = s->conn;
+
+	s->conn = NULL;
+	session_free(s);
+	if (rc != 0)
+		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
+	else
+		http_conn_reply(c, 204, NULL, NULL, 0, 0);
+}
+
+static void
 h_upload(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt)
 {
@@ -1141,14 +1155,23 @@ h_upload(struct api *a, struct http_conn *c, const struct http_request *r,
 		upload_location(&h, s);
 		http_conn_reply(c, 204, h.buf, NULL, 0, 0);
 		return;
-	case HTTP_DELETE:
-		rc = store_upload_cancel(s->up);
-		session_free(s);
-		if (rc != 0)
+	case HTTP_DELETE: {
+		struct api_async *aa = async_new(a, upload_cancelled, s);
+
+		if (aa == NULL) {
+			reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+			return;
+		}
+		s->conn = c;    /* busy until the store answers */
+		rc = store_upload_cancel_async(s->up, async_notify, aa);
+		if (rc != 0) {
+			async_cancel(aa);
+			s->conn = NULL;
+			session_free(s);
 			reply_store_error(c, r, rc, "BLOB_UPLOAD_UNKNOWN");
-		else
-			http_conn_reply(c, 204, NULL, NULL, 0, 0);
+		}
 		return;
+	}
 	case HTTP_PATCH: {
 		const struct http_slice *cr = http_request_header(r,
 		    "content-range");

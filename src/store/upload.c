@@ -803,10 +803,21 @@ store_upload_finish(struct store_upload *up, const struct oci_digest *expect,
 int
 store_upload_cancel(struct store_upload *up)
 {
+	struct store_waiter w;
+
+	store_waiter_init(&w);
+	return store_waiter_wait(&w, store_upload_cancel_async(up,
+	    store_waiter_notify, &w));
+}
+
+int
+store_upload_cancel_async(struct store_upload *up, store_done_fn *done,
+    void *arg)
+{
 	struct upload_op *uo;
 
-	if (upload_status(up) == STORE_E_NOTFOUND)
-		return STORE_E_NOTFOUND;
+	if (upload_status(up) == STORE_E_NOTFOUND || done == NULL)
+		return done == NULL ? STORE_E_INVALID : STORE_E_NOTFOUND;
 	/* Staged bytes are simply dropped; queued chunks land, then go. */
 	free(up->stage);
 	up->stage = NULL;
@@ -814,5 +825,5 @@ store_upload_cancel(struct store_upload *up)
 	uo = upload_op_new(up, UPLOAD_OP_CANCEL);
 	if (uo == NULL)
 		return STORE_E_NOMEM;
-	return store_op_run(up->st, &uo->op);
+	return store_op_go(up->st, &uo->op, done, arg);
 }

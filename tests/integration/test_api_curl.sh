@@ -90,6 +90,15 @@ cat "$T/part1" "$T/part2" >"$T/both"
 s=$(status PUT "$LOC?digest=$(sha "$T/both")")
 check "PUT completes the chunked upload: 201" sh -c "[ $s = 201 ]"
 
+# DELETE cancels an upload.
+s=$(status POST /v2/it/cancel/blobs/uploads/)
+LOC=$(hdr Location)
+s=$(status PATCH "$LOC" --data-binary @"$T/part1")
+s=$(status DELETE "$LOC")
+s2=$(status GET "$LOC")
+check "DELETE on an upload cancels it: 204, then 404 BLOB_UPLOAD_UNKNOWN" \
+	sh -c "[ $s = 204 ] && [ $s2 = 404 ] && grep -q 'code.:.BLOB_UPLOAD_UNKNOWN' $T/body"
+
 # Monolithic POST ?digest= and cross-repository mount.
 head -c 5000 /dev/urandom >"$T/small"
 s=$(status POST "/v2/it/mono/blobs/uploads/?digest=$(sha "$T/small")" \
