@@ -14,7 +14,7 @@ BERTHD_PID=
 # BERTH_KEEP_LOG=FILE keeps berthd's log (e.g. of a sanitizer build).
 cleanup() {
 	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null && wait "$BERTHD_PID" 2>/dev/null
-	[ -n "${BERTH_KEEP_LOG:-}" ] && cp "$T/berthd.log" "$BERTH_KEEP_LOG" 2>/dev/null
+	[ -n "${BERTH_KEEP_LOG:-}" ] && cat "$T/berthd.old.log" "$T/berthd.log" >"$BERTH_KEEP_LOG" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
