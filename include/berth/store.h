@@ -175,6 +175,16 @@ int store_upload_resume(struct store *st,
 
 void store_upload_free(struct store_upload *up);
 
+/*
+ * Calls fn(arg, 0) on the writer thread when the handle's last queued
+ * operation has completed; returns true if none is queued now (fn is then
+ * not called for the past). After fn runs, freeing the handle does not
+ * wait. store_upload_busy() tells whether operations are still queued.
+ */
+bool store_upload_set_idle_cb(struct store_upload *up, store_done_fn *fn,
+    void *arg);
+bool store_upload_busy(struct store_upload *up);
+
 /* The upload id (16 bytes) and repository (not NUL-terminated). */
 const uint8_t *store_upload_id(const struct store_upload *up);
 const char *store_upload_repo(const struct store_upload *up, size_t *len);

@@ -68,6 +68,7 @@ struct session {
 	struct http_conn *conn;
 	enum { PH_IDLE, PH_BODY, PH_FLUSH, PH_FINISH } phase;
 	bool monolithic;                /* POST ?digest=: cancelled on failure */
+	bool dying;                     /* retired: freed once the store is done */
 	time_t idle_since;              /* when the last request on it ended */
 	bool paused;
 	struct oci_digest expect;
@@ -645,6 +646,7 @@ session_find(struct api *a, const uint8_t id[FORMAT_UPLOAD_ID_BYTES])
 }
 
 static void session_wake_cb(evutil_socket_t fd, short what, void *arg);
+static bool session_evict_idle(struct api *a);
 
 /* Writer thread: an operation of the upload completed. */
 static void
@@ -729,6 +731,49 @@ session_free(struct session *s)
 }
 
 static void
+session_on_idle(void *arg, int rc)
+{
+	struct session *s = arg;
+
+	(void)rc;
+	event_active(s->wake, EV_TIMEOUT, 0);
+}
+
+static void
+store_ignore(void *arg, int rc)
+{
+	(void)arg;
+	(void)rc;
+}
+
+/*
+ * Takes a session out of service without waiting on the loop for the
+ * store: it leaves the table at once (a later request resumes the upload
+ * from the store) and is freed when its handle's queued operations are
+ * done. With cancel, the upload is deleted too.
+ */
+static void
+session_retire(struct session *s, bool cancel)
+{
+	struct api *a = s->api;
+	struct session **pp = &a->table[session_slot(s->id)];
+
+	while (*pp != NULL && *pp != s)
+		pp = &(*pp)->next;
+	if (*pp == s) {
+		*pp = s->next;
+		a->nsessions--;
+	}
+	s->next = NULL;
+	s->dying = true;
+	s->conn = NULL;
+	if (cancel)
+		(void)store_upload_cancel_async(s->up, store_ignore, NULL);
+	if (store_upload_set_idle_cb(s->up, session_on_idle, s))
+		session_free(s);
+}
+
+static void
 upload_location(struct hdrs *h, const struct session *s)
 {
 	uint64_t off = store_upload_offset(s->up);
@@ -756,13 +801,8 @@ static void
 session_abort(struct session *s, int status)
 {
 	struct http_conn *c = s->conn;
-	bool mono = s->monolithic;
-	struct store_upload *up = s->up;
 
-	s->conn = NULL;
-	if (mono)
-		(void)store_upload_cancel(up);
-	session_free(s);
+	session_retire(s, s->monolithic);
 	if (status == 413)
 		reply_error(c, NULL, 413, "SIZE_INVALID",
 		    "blob exceeds the registry's size limit", NULL);
@@ -788,19 +828,18 @@ session_finished(struct session *s, int rc)
 		/* The upload stays open (distribution-spec: DIGEST_INVALID). */
 		s->conn = NULL;
 		s->phase = PH_IDLE;
-		if (s->monolithic) {
-			(void)store_upload_cancel(s->up);
-			session_free(s);
-		}
+		if (s->monolithic)
+			session_retire(s, true);
 		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
 		return;
 	}
 	memcpy(repo, s->repo, s->repolen + 1);
 	oci_digest_format(&s->expect, ds);
 	/* A failed monolithic upload has no URL to resume: drop it. */
-	if (rc != 0 && s->monolithic)
-		(void)store_upload_cancel(s->up);
-	session_free(s);
+	if (rc != 0)
+		session_retire(s, s->monolithic);
+	else
+		session_free(s);
 	if (rc != 0) {
 		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
 		return;
@@ -820,6 +859,11 @@ session_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (s->dying) {
+		if (!store_upload_busy(s->up))
+			session_free(s);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	ready = s->ready;
 	rc = s->result;
@@ -919,6 +963,7 @@ session_lookup(struct api *a, const struct route *rt, struct session **out)
 	struct session *s;
 	size_t repolen;
 	const char *repo;
+	bool resumed = false;
 	int rc;
 
 	*out = NULL;
@@ -934,20 +979,26 @@ session_lookup(struct api *a, const struct route *rt, struct session **out)
 	}
 	s = session_find(a, id);
 	if (s == NULL) {
-		/* Not in memory: an upload from before a restart. */
+		/* Not in memory: an upload from before a restart or eviction. */
 		rc = store_upload_resume(a->st, id, &up);
 		if (rc != 0)
 			return rc;
+		if (up != NULL && a->nsessions >= a->cfg.max_uploads)
+			(void)session_evict_idle(a);
 		s = session_new(a, up, false);
 		if (s == NULL) {
 			store_upload_free(up);
 			return STORE_E_NOMEM;
 		}
+		resumed = true;
 	}
 	repo = s->repo;
 	repolen = s->repolen;
-	if (repolen != rt->namelen || memcmp(repo, rt->name, repolen) != 0)
+	if (repolen != rt->namelen || memcmp(repo, rt->name, repolen) != 0) {
+		if (resumed)
+			session_free(s);        /* idle: nothing queued */
 		return STORE_E_NOTFOUND;
+	}
 	if (s->conn != NULL)
 		return STORE_E_BUSY;
 	*out = s;
@@ -984,7 +1035,7 @@ session_evict_idle(struct api *a)
 				oldest = s;
 	if (oldest == NULL)
 		return false;
-	session_free(oldest);
+	session_retire(oldest, false);
 	return true;
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -37,6 +38,7 @@
  * client is not reset (losing the answer) while it still sends.
  */
 #define HTTP_LINGER_MS 2000
+#define HTTP_LINGER_MAX_S 10            /* however long the client sends */
 
 /* Unread request bodies up to this size are drained to keep the connection. */
 #define HTTP_DISCARD_MAX_BYTES ((uint64_t)1 << 20)
@@ -82,6 +84,7 @@ struct http_conn {
 	struct http_chunked chunked;
 
 	/* a reply held back while an unread request body is discarded */
+	struct timespec linger_start;
 	bool discarding;
 	uint64_t discarded;
 	int held_status;
@@ -196,9 +199,12 @@ conn_linger(struct http_conn *c)
 	struct timeval tv = { HTTP_LINGER_MS / 1000, (HTTP_LINGER_MS % 1000) * 1000 };
 
 	c->state = ST_LINGER;
+	clock_gettime(CLOCK_MONOTONIC, &c->linger_start);
 	evbuffer_drain(bufferevent_get_input(c->bev),
 	    evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_disable(c->bev, EV_WRITE);
+	/* Our FIN tells the client the answer is complete. */
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	bufferevent_enable(c->bev, EV_READ);
 	evtimer_add(c->deadline, &tv);
 }
@@ -637,9 +643,18 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		conn_try_head(c);
 	else if (c->state == ST_BODY)
 		body_feed(c);
-	else if (c->state == ST_LINGER)
+	else if (c->state == ST_LINGER) {
+		struct timeval tv = { HTTP_LINGER_MS / 1000,
+		    (HTTP_LINGER_MS % 1000) * 1000 };
+		struct timespec now;
+
 		evbuffer_drain(bufferevent_get_input(bev),
 		    evbuffer_get_length(bufferevent_get_input(bev)));
+		/* Still sending: wait on, but not forever. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - c->linger_start.tv_sec < HTTP_LINGER_MAX_S)
+			evtimer_add(c->deadline, &tv);
+	}
 }
 
 static void

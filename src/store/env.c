@@ -295,7 +295,15 @@ store_open(const struct store_options *opts, struct store **out)
 	st->zstd_level = opts->zstd_level != 0 ? opts->zstd_level :
 	    STORE_ZSTD_LEVEL_DEFAULT;
 	pthread_mutex_init(&st->lock, NULL);
-	pthread_cond_init(&st->cond, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* The writer's idle timer must not move with the wall clock. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&st->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	st->tail = &st->head;
 	if (st->path == NULL) {
 		rc = STORE_E_NOMEM;

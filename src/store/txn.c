@@ -187,6 +187,7 @@ struct writer_group {
 	struct store_wtxn w;
 	bool open;
 	int err;                        /* begin failed: every op gets it */
+	bool poisoned;                  /* a nested commit failed: abort all */
 	struct store_op *head, **tail;
 	size_t bytes;
 	bool durable;
@@ -202,6 +203,7 @@ group_begin(struct store *st, struct writer_group *g)
 	g->bytes = 0;
 	g->durable = false;
 	g->err = 0;
+	g->poisoned = false;
 	if (st->broken) {
 		g->err = STORE_E_IO;
 	} else {
@@ -237,8 +239,15 @@ group_apply(struct store *st, struct writer_group *g, struct store_op *op)
 	g->w.txn = parent;
 	if (rc == 0) {
 		rc = mdb_txn_commit(child);
-		if (rc != 0)
+		if (rc != 0) {
+			/*
+			 * LMDB may leave the parent unusable after a failed
+			 * nested commit: the group is aborted, not committed,
+			 * and nothing was written, so the store stays usable.
+			 */
 			rc = store_mdb_error(rc, "commit nested");
+			g->poisoned = true;
+		}
 	} else {
 		mdb_txn_abort(child);
 	}
@@ -254,7 +263,10 @@ group_commit(struct store *st, struct writer_group *g)
 	struct store_op *op, *next;
 	int rc, grc = g->err;
 
-	if (grc == 0) {
+	if (grc == 0 && g->poisoned) {
+		mdb_txn_abort(g->w.txn);
+		grc = STORE_E_IO;
+	} else if (grc == 0) {
 		rc = mdb_txn_commit(g->w.txn);
 		if (rc == EIO && writer_disk_full(st))
 			rc = ENOSPC;
@@ -289,7 +301,7 @@ group_commit(struct store *st, struct writer_group *g)
 static void
 deadline_after_ms(struct timespec *ts, long ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);      /* the cond's clock (env.c) */
 	ts->tv_nsec += ms * 1000000L;
 	ts->tv_sec += ts->tv_nsec / 1000000000L;
 	ts->tv_nsec %= 1000000000L;
@@ -352,7 +364,8 @@ writer_main(void *arg)
 		group_apply(st, &g, op);
 
 		pthread_mutex_lock(&st->lock);
-		if (g.bytes >= STORE_BATCH_MAX_BYTES ||
+		/* A group that could not begin answers at once; the next retries. */
+		if (g.bytes >= STORE_BATCH_MAX_BYTES || g.err != 0 || g.poisoned ||
 		    (g.durable && st->head == NULL)) {
 			pthread_mutex_unlock(&st->lock);
 			group_commit(st, &g);

@@ -56,6 +56,8 @@ struct store_upload {
 	bool finishing;         /* a finish is queued: no more bytes */
 	store_done_fn *on_commit;       /* after each op, on the writer thread */
 	void *on_commit_arg;
+	store_done_fn *on_idle;         /* when no op is in flight any more */
+	void *on_idle_arg;
 
 	/* writer side */
 	uint64_t w_offset;
@@ -408,10 +410,20 @@ out:
 static void
 upload_release(struct store_upload *up)
 {
+	store_done_fn *idle = NULL;
+	void *idle_arg = NULL;
+
 	pthread_mutex_lock(&up->lock);
 	up->inflight--;
+	if (up->inflight == 0) {
+		idle = up->on_idle;
+		idle_arg = up->on_idle_arg;
+	}
 	pthread_cond_broadcast(&up->cond);
 	pthread_mutex_unlock(&up->lock);
+	/* Nothing touches up after this: the callee may have it freed. */
+	if (idle != NULL)
+		idle(idle_arg, 0);
 }
 
 static void
@@ -639,6 +651,31 @@ store_upload_set_commit_cb(struct store_upload *up, store_done_fn *fn,
 	pthread_mutex_unlock(&up->lock);
 }
 
+bool
+store_upload_set_idle_cb(struct store_upload *up, store_done_fn *fn,
+    void *arg)
+{
+	bool idle;
+
+	pthread_mutex_lock(&up->lock);
+	up->on_idle = fn;
+	up->on_idle_arg = arg;
+	idle = up->inflight == 0;
+	pthread_mutex_unlock(&up->lock);
+	return idle;
+}
+
+bool
+store_upload_busy(struct store_upload *up)
+{
+	bool busy;
+
+	pthread_mutex_lock(&up->lock);
+	busy = up->inflight > 0;
+	pthread_mutex_unlock(&up->lock);
+	return busy;
+}
+
 const uint8_t *
 store_upload_id(const struct store_upload *up)
 {
@@ -818,12 +855,12 @@ store_upload_cancel_async(struct store_upload *up, store_done_fn *done,
 
 	if (upload_status(up) == STORE_E_NOTFOUND || done == NULL)
 		return done == NULL ? STORE_E_INVALID : STORE_E_NOTFOUND;
+	uo = upload_op_new(up, UPLOAD_OP_CANCEL);
+	if (uo == NULL)
+		return STORE_E_NOMEM;
 	/* Staged bytes are simply dropped; queued chunks land, then go. */
 	free(up->stage);
 	up->stage = NULL;
 	up->staged = 0;
-	uo = upload_op_new(up, UPLOAD_OP_CANCEL);
-	if (uo == NULL)
-		return STORE_E_NOMEM;
 	return store_op_go(up->st, &uo->op, done, arg);
 }
