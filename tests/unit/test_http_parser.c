@@ -171,7 +171,8 @@ chunked_run(const char *s, size_t step, char *out, size_t *outlen)
 			    n - used, &k, &d, &dl);
 			if (rc < 0)
 				return rc;
-			memcpy(out + *outlen, d, dl);
+			if (dl > 0)
+				memcpy(out + *outlen, d, dl);
 			*outlen += dl;
 			used += k;
 			if (k == 0 && rc == 0)
