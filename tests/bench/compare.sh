@@ -11,6 +11,8 @@
 #   mono   monolithic: POST, then PUT ?digest= with the body (MB/s)
 #   pull   GET of the blob to /dev/null (MB/s)
 #   range  GET of its last MiB (ms)
+#   manifest GET by tag with wrk, 64 keep-alive TLS connections, 10 s:
+#          requests/s, p50 and p99 latency (ms), if wrk is installed
 # plus each server's CPU time (user+system, /proc/PID/stat) per GB pushed.
 # Prints the median of each figure per registry and the berth/Distribution
 # ratio, then the same rows as TSV lines starting with "tsv".
@@ -87,6 +89,10 @@ now() {
 	date +%s.%N
 }
 
+to_ms() {  # wrk's "1.23ms" / "456.00us" / "1.20s" -> milliseconds
+	sed -e 's/us$/ 0.001/' -e 's/ms$/ 1/' -e 's/s$/ 1000/' | awk '{print $1 * $2}'
+}
+
 # run_one NAME: one round of every workload; appends "name figure value".
 run_one() {
 	name=$1 u="https://127.0.0.1:$port"
@@ -123,6 +129,26 @@ run_one() {
 	$C -o /dev/null -H "Range: bytes=$((last - 1048575))-$last" "$u/v2/bench/a/blobs/$digest"
 	t1=$(now)
 	echo "$name range_ms $(echo "($t1 - $t0) * 1000" | bc -l)" >>"$T/results"
+	if command -v wrk >/dev/null; then
+		printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$T/cfg"
+		cd_=$(sha256sum "$T/cfg" | cut -d' ' -f1)
+		loc=$($C -X POST -D - -o /dev/null "$u/v2/bench/a/blobs/uploads/" |
+		    sed -n 's/^Location: *//Ip' | tr -d '\r')
+		case $loc in http*) ;; *) loc="$u$loc" ;; esac
+		case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
+		$C -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$T/cfg" \
+		    -o /dev/null "$loc${sep}digest=sha256:$cd_"
+		printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+		    "$cd_" "$(stat -c %s "$T/cfg")" "$digest" "$((size * 1048576))" >"$T/man"
+		$C -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+		    --data-binary @"$T/man" -o /dev/null "$u/v2/bench/a/manifests/latest"
+		wrk -t2 -c64 -d10s --latency \
+		    -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+		    "$u/v2/bench/a/manifests/latest" >"$T/wrk" 2>&1
+		echo "$name manifest_get_rps $(awk '/Requests\/sec/ {print $2}' "$T/wrk")" >>"$T/results"
+		echo "$name manifest_p50_ms $(awk '$1 == "50%" {print $2}' "$T/wrk" | to_ms)" >>"$T/results"
+		echo "$name manifest_p99_ms $(awk '$1 == "99%" {print $2}' "$T/wrk" | to_ms)" >>"$T/results"
+	fi
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	pid=
@@ -142,7 +168,9 @@ median() {  # median NAME FIGURE
 	    awk '{v[NR]=$1} END {if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
 }
 printf '%-20s %12s %14s %8s\n' figure berth distribution ratio
-for f in push_MBps mono_MBps pull_MBps range_ms push_cpu_s_per_GB; do
+for f in push_MBps mono_MBps pull_MBps range_ms push_cpu_s_per_GB \
+    manifest_get_rps manifest_p50_ms manifest_p99_ms; do
+	grep -q " $f " "$T/results" || continue
 	b=$(median berth $f)
 	d=$(median distribution $f)
 	ratio=$(echo "$b / $d" | bc -l)
