@@ -648,7 +648,10 @@ session_find(struct api *a, const uint8_t id[FORMAT_UPLOAD_ID_BYTES])
 static void session_wake_cb(evutil_socket_t fd, short what, void *arg);
 static bool session_evict_idle(struct api *a);
 
-/* Writer thread: an operation of the upload completed. */
+/*
+ * Writer thread: an operation of the upload completed, or (as the idle
+ * callback of a retired session) the last one did. The loop looks.
+ */
 static void
 session_on_commit(void *arg, int rc)
 {
@@ -731,15 +734,6 @@ session_free(struct session *s)
 }
 
 static void
-session_on_idle(void *arg, int rc)
-{
-	struct session *s = arg;
-
-	(void)rc;
-	event_active(s->wake, EV_TIMEOUT, 0);
-}
-
-static void
 store_ignore(void *arg, int rc)
 {
 	(void)arg;
@@ -769,7 +763,7 @@ session_retire(struct session *s, bool cancel)
 	s->conn = NULL;
 	if (cancel)
 		(void)store_upload_cancel_async(s->up, store_ignore, NULL);
-	if (store_upload_set_idle_cb(s->up, session_on_idle, s))
+	if (store_upload_set_idle_cb(s->up, session_on_commit, s))
 		session_free(s);
 }
 
