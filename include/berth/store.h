@@ -268,6 +268,17 @@ uint64_t store_blob_reader_size(const struct store_blob_reader *r);
  */
 int store_blob_reader_read(struct store_blob_reader *r, uint64_t offset,
     void *buf, size_t len, size_t *nread);
+
+/*
+ * The same without a copy: reads the one chunk holding offset into a new
+ * buffer that passes to the caller (*buf, release with free()). The
+ * blob's bytes from offset are [*p, *p + *n): up to max of them, never
+ * past the end of that chunk, so *n may be less than max anywhere; *n is
+ * 0 only at the end of the blob (or for max 0). Errors as for
+ * store_blob_reader_read(); *buf is NULL on error and at the end.
+ */
+int store_blob_reader_take(struct store_blob_reader *r, uint64_t offset,
+    size_t max, void **buf, const uint8_t **p, size_t *n);
 void store_blob_reader_close(struct store_blob_reader *r);
 
 /* Links an existing blob to repo (cross-repository mount). */

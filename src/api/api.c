@@ -461,25 +461,34 @@ struct blob_stream {
 	uint64_t off;
 };
 
+static void
+blob_chunk_free(const void *data, size_t len, void *chunk)
+{
+	(void)data;
+	(void)len;
+	free(chunk);
+}
+
+/* One chunk per call, handed to the output buffer without a copy. */
 static long
 blob_fill(void *arg, struct evbuffer *out, size_t max)
 {
 	struct blob_stream *bs = arg;
-	struct evbuffer_iovec v;
+	const uint8_t *p;
+	void *chunk;
 	size_t n = 0;
 
-	if (evbuffer_reserve_space(out, (ev_ssize_t)max, &v, 1) < 1)
-		return -1;
-	if (v.iov_len > max)
-		v.iov_len = max;
-	if (store_blob_reader_read(bs->r, bs->off, v.iov_base, v.iov_len,
-	    &n) != 0 || n == 0) {
+	if (store_blob_reader_take(bs->r, bs->off, max, &chunk, &p, &n) != 0 ||
+	    n == 0) {
 		log_error("api: blob read failed at offset %llu",
 		    (unsigned long long)bs->off);
+		free(chunk);
 		return -1;
 	}
-	v.iov_len = n;
-	evbuffer_commit_space(out, &v, 1);
+	if (evbuffer_add_reference(out, p, n, blob_chunk_free, chunk) != 0) {
+		free(chunk);
+		return -1;
+	}
 	bs->off += n;
 	return (long)n;
 }

@@ -31,6 +31,8 @@
 
 #define HTTP_STREAM_CHUNK_BYTES ((size_t)1 << 20)
 #define HTTP_STREAM_LOWMARK_BYTES ((size_t)256 << 10)
+/* Most bytes read or written per socket event (libevent's default: 16 KiB). */
+#define HTTP_IO_SLICE_BYTES ((size_t)256 << 10)
 #define HTTP_PEER_BYTES 64
 #define HTTP_LISTENERS_MAX 16
 #define HTTP_STATUS_LINE_MAX 64
@@ -775,6 +777,12 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		conn_free(c);
 		return;
 	}
+	/*
+	 * libevent moves at most 16 KiB per callback by default: a 1 GiB
+	 * body would take 65536 trips through the loop each way.
+	 */
+	bufferevent_set_max_single_read(c->bev, HTTP_IO_SLICE_BYTES);
+	bufferevent_set_max_single_write(c->bev, HTTP_IO_SLICE_BYTES);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	conn_wait_head(c);
 }

@@ -15,7 +15,6 @@ struct store_blob_reader {
 	struct store *st;
 	MDB_txn *txn;           /* only during a read */
 	ZSTD_DCtx *dctx;
-	uint8_t *buf;           /* one decoded chunk, FORMAT_CHUNK_RAW_MAX */
 	struct oci_digest digest;
 	uint64_t size;
 	uint64_t set;
@@ -131,8 +130,7 @@ store_blob_reader_open(struct store *st, const char *repo, size_t repolen,
 	r->digest = *d;
 	r->size = info.size;
 	r->dctx = ZSTD_createDCtx();
-	r->buf = malloc(FORMAT_CHUNK_RAW_MAX);
-	if (r->dctx == NULL || r->buf == NULL) {
+	if (r->dctx == NULL) {
 		rc = STORE_E_NOMEM;
 		goto fail;
 	}
@@ -155,18 +153,18 @@ store_blob_reader_close(struct store_blob_reader *r)
 	if (r == NULL)
 		return;
 	ZSTD_freeDCtx(r->dctx);
-	free(r->buf);
 	free(r);
 }
 
 /*
  * Finds the chunk of r's set holding offset off: the last key <= (set, off).
- * Leaves k/v on it. STORE_E_CORRUPT when the blob exists but the chunk does
- * not, STORE_E_NOTFOUND when the blob was deleted meanwhile.
+ * Leaves k/v on it and *start at its blob offset; the value is not read
+ * yet. STORE_E_CORRUPT when the blob exists but the chunk does not,
+ * STORE_E_NOTFOUND when the blob was deleted meanwhile.
  */
 static int
 reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
-    MDB_val *k, MDB_val *v, uint64_t *start, struct chunk_hdr *h)
+    MDB_val *k, MDB_val *v, uint64_t *start)
 {
 	uint8_t key[FORMAT_CHUNK_KEY_BYTES];
 	struct store_blob_info info;
@@ -187,10 +185,8 @@ reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
 		rc = MDB_NOTFOUND;
 	if (rc == 0) {
 		*start = format_get_be64((const uint8_t *)k->mv_data + 8);
-		rc = chunk_verify(v->mv_data, v->mv_size, FORMAT_CHUNK_RAW_MAX, h);
-		if (rc != 0)
-			return rc;
-		if (*start > off || off - *start >= h->raw_len)
+		if (*start > off ||
+		    v->mv_size > FORMAT_CHUNK_HDR_BYTES + FORMAT_CHUNK_RAW_MAX)
 			return STORE_E_CORRUPT;
 		return 0;
 	}
@@ -202,58 +198,114 @@ reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
 	return rc == 0 || rc == STORE_E_NOTFOUND ? STORE_E_NOTFOUND : rc;
 }
 
-int
-store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
-    size_t len, size_t *nread)
+/*
+ * The chunk holding offset, verified and decoded in a new buffer: *buf
+ * (free() it) holds the chunk's raw bytes at *raw, the chunk starting at
+ * blob offset *start and holding *len bytes. A raw chunk is decoded where
+ * it was read, behind its header, so it is copied once (by pread).
+ */
+static int
+reader_load(struct store_blob_reader *r, uint64_t offset, void **buf,
+    const uint8_t **raw, uint64_t *start, size_t *len)
 {
 	MDB_cursor *c = NULL;
 	MDB_val k, v;
 	struct chunk_hdr h;
-	uint8_t *dst = buf;
-	size_t done = 0;
-	uint64_t start = 0;
+	uint8_t *val = NULL, *out = NULL;
 	int rc;
 
-	*nread = 0;
-	if (offset > r->size)
-		return STORE_E_RANGE;
-	if (len > r->size - offset)
-		len = (size_t)(r->size - offset);
-	if (len == 0)
-		return 0;
+	*buf = NULL;
+	*raw = NULL;
+	*len = 0;
 	rc = store_rtxn_begin(r->st, &r->txn);
 	if (rc != 0)
 		return rc;
 	rc = store_mdb_error(mdb_cursor_open(r->txn, r->st->dbi[DBI_CHUNKS], &c),
 	    "cursor");
-	while (rc == 0 && done < len) {
-		uint64_t off = offset + done;
-		size_t skip, n;
-
-		rc = reader_seek(r, c, off, &k, &v, &start, &h);
-		if (rc != 0)
-			break;
-		skip = (size_t)(off - start);
-		n = h.raw_len - skip;
-		if (n > len - done)
-			n = len - done;
-		if (h.codec == FORMAT_CODEC_RAW) {
-			memcpy(dst + done, (const uint8_t *)v.mv_data +
-			    FORMAT_CHUNK_HDR_BYTES + skip, n);
-		} else if (skip == 0 && n == h.raw_len) {
-			rc = chunk_decode(v.mv_data, &h, r->dctx, dst + done, n);
-		} else {
-			rc = chunk_decode(v.mv_data, &h, r->dctx, r->buf,
-			    FORMAT_CHUNK_RAW_MAX);
-			if (rc == 0)
-				memcpy(dst + done, r->buf + skip, n);
-		}
-		if (rc == 0)
-			done += n;
-	}
+	if (rc == 0)
+		rc = reader_seek(r, c, offset, &k, &v, start);
+	if (rc == 0 && (val = malloc(v.mv_size)) == NULL)
+		rc = STORE_E_NOMEM;
+	if (rc == 0)
+		rc = chunk_fetch(r->st, &v, val);
 	mdb_cursor_close(c);
 	store_rtxn_end(r->txn);
 	r->txn = NULL;
+	if (rc == 0)
+		rc = chunk_verify(val, v.mv_size, FORMAT_CHUNK_RAW_MAX, &h);
+	if (rc == 0 && offset - *start >= h.raw_len)
+		rc = STORE_E_CORRUPT;   /* a gap between chunks */
+	if (rc == 0 && h.codec != FORMAT_CODEC_RAW) {
+		out = malloc(h.raw_len);
+		rc = out == NULL ? STORE_E_NOMEM :
+		    chunk_decode(val, &h, r->dctx, out, h.raw_len);
+		free(val);
+		val = NULL;
+	}
+	if (rc != 0) {
+		free(val);
+		free(out);
+		return rc;
+	}
+	*buf = out != NULL ? out : val;
+	*raw = out != NULL ? out : val + FORMAT_CHUNK_HDR_BYTES;
+	*len = h.raw_len;
+	return 0;
+}
+
+int
+store_blob_reader_take(struct store_blob_reader *r, uint64_t offset,
+    size_t max, void **buf, const uint8_t **p, size_t *n)
+{
+	const uint8_t *raw;
+	uint64_t start;
+	size_t len, skip;
+	int rc;
+
+	*buf = NULL;
+	*p = NULL;
+	*n = 0;
+	if (offset > r->size)
+		return STORE_E_RANGE;
+	if (offset == r->size || max == 0)
+		return 0;
+	rc = reader_load(r, offset, buf, &raw, &start, &len);
+	if (rc != 0)
+		return rc;
+	skip = (size_t)(offset - start);
+	*p = raw + skip;
+	*n = len - skip;
+	if (*n > r->size - offset)
+		*n = (size_t)(r->size - offset);
+	if (*n > max)
+		*n = max;
+	return 0;
+}
+
+int
+store_blob_reader_read(struct store_blob_reader *r, uint64_t offset, void *buf,
+    size_t len, size_t *nread)
+{
+	uint8_t *dst = buf;
+	size_t done = 0;
+	int rc = 0;
+
+	*nread = 0;
+	if (offset > r->size)
+		return STORE_E_RANGE;
+	while (done < len) {
+		const uint8_t *p;
+		void *chunk;
+		size_t n;
+
+		rc = store_blob_reader_take(r, offset + done, len - done,
+		    &chunk, &p, &n);
+		if (rc != 0 || n == 0)
+			break;
+		memcpy(dst + done, p, n);
+		free(chunk);
+		done += n;
+	}
 	if (rc != 0)
 		return rc;
 	*nread = done;

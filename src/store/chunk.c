@@ -7,15 +7,27 @@
  * XXH3 checksum over the payload, seeded with the header) before a single
  * byte is decoded or returned.
  */
+/* madvise(MADV_DONTNEED) is not in POSIX; posix_madvise's is a no-op. */
+#define _DEFAULT_SOURCE
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
 #include "store/store_int.h"
 #include "util/log.h"
+
+/*
+ * Values at least this large live in overflow pages of their own, which
+ * chunk_fetch() reads with pread; smaller ones sit in B-tree leaf pages
+ * that every lookup maps anyway.
+ */
+#define CHUNK_PREAD_MIN_BYTES ((size_t)16 << 10)
 
 /* zstd must save at least 1/32 (~3%) of a chunk to be worth decoding. */
 #define CHUNK_MIN_SAVING_SHIFT 5
@@ -77,6 +89,72 @@ chunk_verify(const void *val, size_t vlen, size_t raw_max, struct chunk_hdr *out
 	    out->checksum) {
 		memset(out, 0, sizeof(*out));
 		return STORE_E_CORRUPT;
+	}
+	return 0;
+}
+
+/* Whether a value of size n at p lies in the map (not in a dirty page). */
+static bool
+chunk_in_map(const struct store *st, const uint8_t *p, size_t n)
+{
+	return st->map != NULL && p >= st->map &&
+	    (size_t)(p - st->map) <= st->mapsize &&
+	    n <= st->mapsize - (size_t)(p - st->map);
+}
+
+/*
+ * Deleting a large value makes LMDB read its overflow pages' header, and
+ * the kernel maps the whole run of cached pages around it into the
+ * process: deleting a 1 GiB blob would add 1 GiB to the resident size.
+ * The pages hold nothing this process will read again, so drop the
+ * mapping (the page cache keeps the bytes; readers of an older snapshot
+ * fault them back in).
+ */
+static void
+chunk_unmap(const struct store *st, const MDB_val *v)
+{
+	const uint8_t *p = v->mv_data;
+	uintptr_t lo, hi;
+	long pg = sysconf(_SC_PAGESIZE);
+
+	if (v->mv_size < CHUNK_PREAD_MIN_BYTES || pg <= 0 ||
+	    !chunk_in_map(st, p, v->mv_size))
+		return;
+	/* The run starts on a page (the value follows a page header). */
+	lo = (uintptr_t)p & ~((uintptr_t)pg - 1);
+	hi = ((uintptr_t)p + v->mv_size + (uintptr_t)pg - 1) &
+	    ~((uintptr_t)pg - 1);
+	(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+int
+chunk_fetch(struct store *st, const MDB_val *v, void *dst)
+{
+	const uint8_t *p = v->mv_data;
+	uint8_t *d = dst;
+	size_t done = 0;
+	off_t off;
+
+	/* The map starts at file offset 0: a pointer into it is an offset. */
+	if (v->mv_size < CHUNK_PREAD_MIN_BYTES ||
+	    !chunk_in_map(st, p, v->mv_size)) {
+		memcpy(dst, v->mv_data, v->mv_size);
+		return 0;
+	}
+	off = (off_t)(p - st->map);
+	while (done < v->mv_size) {
+		ssize_t n = pread(st->fd, d + done, v->mv_size - done,
+		    off + (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error("store: read chunk at %lld: %s",
+			    (long long)(off + (off_t)done),
+			    n < 0 ? strerror(errno) : "end of file");
+			return STORE_E_IO;
+		}
+		done += (size_t)n;
 	}
 	return 0;
 }
@@ -224,6 +302,7 @@ chunk_set_delete(struct store_wtxn *w, uint64_t set)
 		rc = mdb_cursor_del(c, 0);
 		if (rc != 0)
 			break;
+		chunk_unmap(w->st, &v);
 		/* After a delete LMDB's MDB_NEXT yields the following item. */
 		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 	}

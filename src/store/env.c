@@ -9,9 +9,11 @@
 #include <malloc.h>
 #endif
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #include "store/store_int.h"
@@ -51,6 +53,46 @@ void
 store_malloc_tune(void)
 {
 	pthread_once(&malloc_once, malloc_tune_once);
+}
+
+/*
+ * Finds LMDB's map of the data file among the process's mappings (LMDB
+ * does not tell where it is unless the map is fixed), so that chunk_fetch()
+ * can turn a value's address into a file offset. Without it (not Linux,
+ * or not found) chunks are copied through the map.
+ */
+static void
+store_map_locate(struct store *st)
+{
+	mdb_filehandle_t fd;
+	struct stat sb;
+	FILE *f;
+	char line[512];
+
+	st->map = NULL;
+	if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) != 0)
+		return;
+	f = fopen("/proc/self/maps", "r");
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long long lo, hi, off, ino;
+		unsigned maj, min;
+		char perms[8];
+
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &lo, &hi,
+		    perms, &off, &maj, &min, &ino) != 7)
+			continue;
+		if (ino == (unsigned long long)sb.st_ino && off == 0 &&
+		    makedev(maj, min) == sb.st_dev && perms[3] == 's' &&
+		    hi > lo) {
+			st->fd = fd;
+			st->map = (const uint8_t *)(uintptr_t)lo;
+			st->mapsize = (size_t)(hi - lo);
+			break;
+		}
+	}
+	fclose(f);
 }
 
 static const char *const dbi_names[DBI_COUNT] = {
@@ -333,6 +375,7 @@ store_open(const struct store_options *opts, struct store **out)
 		    rc == ENOENT ? STORE_E_NOT_STORE : store_mdb_error(rc, "open");
 		goto out;
 	}
+	store_map_locate(st);
 	/* Reader slots of processes that died (kill -9) would pin old pages. */
 	if (mdb_reader_check(st->env, &stale) == 0 && stale > 0)
 		log_info("store: cleared %d stale reader slot(s)", stale);

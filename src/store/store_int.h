@@ -40,6 +40,9 @@ enum store_dbi {
 struct store {
 	char *path;             /* the data folder */
 	MDB_env *env;
+	int fd;                 /* LMDB's data file, for chunk_fetch() */
+	const uint8_t *map;     /* LMDB's map of it, from file offset 0 */
+	size_t mapsize;
 	MDB_dbi dbi[DBI_COUNT];
 	uint32_t version;
 	unsigned flags;
@@ -159,6 +162,16 @@ struct chunk_hdr {
  */
 int chunk_verify(const void *val, size_t vlen, size_t raw_max,
     struct chunk_hdr *out);
+
+/*
+ * Copies an encoded chunk (a value of "chunks" found in a live read
+ * transaction) into dst, which holds v->mv_size bytes. Large values are
+ * read from the data file with pread rather than through the map, so a
+ * download does not leave the blob's pages mapped into the process (they
+ * stay in the page cache, where they belong, not in berthd's resident
+ * size). Nothing is verified: pass the copy to chunk_verify().
+ */
+int chunk_fetch(struct store *st, const MDB_val *v, void *dst);
 
 /*
  * Decodes a verified chunk into out (capacity outcap >= h->raw_len).
