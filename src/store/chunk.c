@@ -127,6 +127,14 @@ chunk_unmap(const struct store *st, const MDB_val *v)
 	(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
+void
+chunk_unmap_all(const struct store *st)
+{
+	if (st->map != NULL)
+		(void)madvise((void *)(uintptr_t)st->map, st->mapsize,
+		    MADV_DONTNEED);
+}
+
 int
 chunk_fetch(struct store *st, const MDB_val *v, void *dst)
 {

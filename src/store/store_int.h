@@ -174,6 +174,15 @@ int chunk_verify(const void *val, size_t vlen, size_t raw_max,
 int chunk_fetch(struct store *st, const MDB_val *v, void *dst);
 
 /*
+ * Drops the process's mapping of every page of the map. A commit reads
+ * B-tree pages through the map, and the kernel maps the cached pages
+ * around each (chunk data, mostly) with it; without this the resident
+ * size grows by megabytes per commit. The page cache keeps the pages;
+ * the next access maps them again.
+ */
+void chunk_unmap_all(const struct store *st);
+
+/*
  * Decodes a verified chunk into out (capacity outcap >= h->raw_len).
  * STORE_E_CORRUPT if the payload does not decode to exactly raw_len bytes.
  */

@@ -282,6 +282,8 @@ group_commit(struct store *st, struct writer_group *g)
 		if (rc != 0 && grc != STORE_E_MAP_FULL && grc != STORE_E_NOSPC)
 			writer_break(st);
 	}
+	if (grc == 0)
+		chunk_unmap_all(st);
 	if (grc == 0 && g->durable) {
 		rc = mdb_env_sync(st->env, 1);
 		if (rc != 0) {
