@@ -71,6 +71,7 @@ struct session {
 	bool dying;                     /* retired: freed once the store is done */
 	time_t idle_since;              /* when the last request on it ended */
 	bool paused;
+	bool streaming;                 /* counted in api->nstreaming */
 	struct oci_digest expect;
 };
 
@@ -80,6 +81,7 @@ struct api {
 	struct api_config cfg;
 	struct session *table[API_UPLOAD_TABLE_SIZE];
 	size_t nsessions;
+	size_t nstreaming;              /* sessions reading a request body */
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -720,6 +722,30 @@ session_new(struct api *a, struct store_upload *up, bool monolithic)
 }
 
 /*
+ * Bytes a session may have queued for the writer before its body is
+ * paused: one share of API_UPLOAD_PENDING_HIGH_BYTES per body being read,
+ * so that concurrent pushes together hold no more than one push does.
+ */
+static uint64_t
+session_pending_high(const struct session *s)
+{
+	size_t n = s->api->nstreaming > 0 ? s->api->nstreaming : 1;
+	uint64_t high = API_UPLOAD_PENDING_HIGH_BYTES / n;
+
+	return high < API_UPLOAD_PENDING_MIN_BYTES ?
+	    API_UPLOAD_PENDING_MIN_BYTES : high;
+}
+
+static void
+session_stream_end(struct session *s)
+{
+	if (s->streaming) {
+		s->streaming = false;
+		s->api->nstreaming--;
+	}
+}
+
+/*
  * Releases a session and its handle (the upload itself stays in the store
  * unless it was finished or cancelled). store_upload_free() waits for the
  * handle's callbacks, so none can reach the session after this.
@@ -736,6 +762,7 @@ session_free(struct session *s)
 		*pp = s->next;
 		a->nsessions--;
 	}
+	session_stream_end(s);
 	store_upload_free(s->up);
 	event_free(s->wake);
 	pthread_mutex_destroy(&s->lock);
@@ -770,6 +797,7 @@ session_retire(struct session *s, bool cancel)
 	s->next = NULL;
 	s->dying = true;
 	s->conn = NULL;
+	session_stream_end(s);
 	if (cancel)
 		(void)store_upload_cancel_async(s->up, store_ignore, NULL);
 	if (store_upload_set_idle_cb(s->up, session_on_commit, s))
@@ -888,7 +916,7 @@ session_wake_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (s->paused && s->conn != NULL &&
-	    store_upload_pending(s->up) < API_UPLOAD_PENDING_LOW_BYTES) {
+	    store_upload_pending(s->up) < session_pending_high(s) / 2) {
 		s->paused = false;
 		http_conn_resume(s->conn);
 	}
@@ -905,7 +933,7 @@ session_body_data(void *arg, const uint8_t *p, size_t n)
 	rc = store_upload_write(s->up, p, n);
 	if (rc != 0)
 		return rc == STORE_E_NOSPC || rc == STORE_E_MAP_FULL ? 507 : 500;
-	if (store_upload_pending(s->up) > API_UPLOAD_PENDING_HIGH_BYTES) {
+	if (store_upload_pending(s->up) > session_pending_high(s)) {
 		s->paused = true;
 		http_conn_pause(s->conn);
 	}
@@ -919,6 +947,7 @@ session_body_end(void *arg, int status)
 	bool finish = s->phase == PH_FINISH;
 	int rc;
 
+	session_stream_end(s);
 	if (status != 0) {
 		session_abort(s, status);
 		return;
@@ -953,6 +982,10 @@ session_stream(struct session *s, struct http_conn *c,
 	}
 	s->conn = c;
 	s->paused = false;
+	if (!s->streaming) {
+		s->streaming = true;
+		s->api->nstreaming++;
+	}
 	/* The phase also tells session_body_end whether to finish or flush. */
 	s->phase = finish ? PH_FINISH : PH_BODY;
 	http_conn_read_body(c, session_body_data, session_body_end, s);

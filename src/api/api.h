@@ -17,12 +17,14 @@
 #define API_MAX_MANIFEST_BYTES_DEFAULT  ((size_t)4 << 20)       /* 4 MiB */
 #define API_MAX_UPLOADS_DEFAULT         256
 /*
- * Bytes of a streamed body the store may hold uncommitted before reading
- * pauses, and below which it resumes. Above the store's group size, so the
- * writer commits full groups instead of waiting out its idle timer.
+ * Bytes of streamed bodies the store may hold uncommitted before reading
+ * pauses (resuming below half): shared out among the bodies being read,
+ * each allowed at least the minimum. Above the store's group size, so
+ * that a push keeps arriving while the writer commits a full group
+ * (docs/PERFORMANCE.md has the measurements).
  */
 #define API_UPLOAD_PENDING_HIGH_BYTES   ((uint64_t)24 << 20)
-#define API_UPLOAD_PENDING_LOW_BYTES    ((uint64_t)12 << 20)
+#define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)2 << 20)
 #define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
 
 /* The access a route needs; enforced by authentication when configured. */

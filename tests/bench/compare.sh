@@ -29,7 +29,7 @@
 # ceiling where one applies) and writes the same rows as TSV to FILE
 # (default ./compare-DATE.tsv).
 set -eu
-rounds=5 size=1024 quick=0 out=
+rounds= size= quick=0 out=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1; shift ;;
@@ -39,9 +39,10 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: $0 [--quick] [--rounds N] [--size MIB] [--out FILE]" >&2; exit 2 ;;
 	esac
 done
-small_n=500 newconn_n=100 wrk_s=10
 if [ "$quick" = 1 ]; then
-	rounds=1 size=256 small_n=200 newconn_n=30 wrk_s=3
+	rounds=${rounds:-1} size=${size:-256} small_n=200 newconn_n=30 wrk_s=3
+else
+	rounds=${rounds:-5} size=${size:-1024} small_n=500 newconn_n=100 wrk_s=10
 fi
 out=${out:-$PWD/compare-$(date +%Y%m%d-%H%M%S).tsv}
 bench=$(cd "$(dirname "$0")" && pwd)
