@@ -35,6 +35,7 @@ struct berthd {
 	const char *cert, *key;
 	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	bool no_tls;
+	int zstd_level;                 /* 0: the store's default */
 	struct api_config api;
 	struct http_limits limits;
 
@@ -54,6 +55,7 @@ usage(FILE *f)
 	    "              [--max-uploads N] [--max-connections N]\n"
 	    "              [--max-header-bytes N] [--max-headers N] [--max-url-bytes N]\n"
 	    "              [--header-timeout SECONDS] [--io-timeout SECONDS]\n"
+	    "              [--zstd-level N]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
 	    "  --data DIR            store folder (created if missing)\n"
@@ -66,10 +68,13 @@ usage(FILE *f)
 	    "DIR/tls/\n"
 	    "  --no-tls              serve plain HTTP (behind a TLS proxy)\n"
 	    "  --max-blob-size       largest blob accepted (default %llu)\n"
-	    "  --max-manifest-size   largest manifest accepted (default %zu)\n",
+	    "  --max-manifest-size   largest manifest accepted (default %zu)\n"
+	    "  --zstd-level N        compression of uncompressed layers, 1-19 "
+	    "(default %d):\n"
+	    "                        higher stores less and costs push CPU\n",
 	    BERTHD_LISTEN_DEFAULT,
 	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
-	    API_MAX_MANIFEST_BYTES_DEFAULT);
+	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
 }
 
 static int
@@ -158,6 +163,10 @@ parse_args(struct berthd *d, int argc, char **argv)
 			if (parse_num(o, val, 1, 86400, &v))
 				return -1;
 			d->limits.io_timeout_s = (int)v;
+		} else if (strcmp(o, "--zstd-level") == 0) {
+			if (parse_num(o, val, 1, 19, &v))
+				return -1;
+			d->zstd_level = (int)v;
 		} else if (strcmp(o, "--log-level") == 0) {
 			static const char *const lv[] = { "error", "warn", "info",
 			    "debug" };
@@ -302,6 +311,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	so.path = d.data;
+	so.zstd_level = d.zstd_level;
 	rc = store_open(&so, &st);
 	if (rc != 0) {
 		log_error("berthd: store %s: %s", d.data, store_strerror(rc));

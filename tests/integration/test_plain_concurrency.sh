@@ -89,4 +89,39 @@ check "the evicted upload still resumes from the store" \
 	sh -c "[ \$(curl -s -o /dev/null -w '%{http_code}' $LURL$L1) = 204 ]"
 kill "$LIM" 2>/dev/null
 wait "$LIM" 2>/dev/null
+
+# --zstd-level: the same text layer takes less room at 9 than at 1, and
+# reads back the same; an out-of-range level is refused.
+for f in /usr/share/common-licenses/* /usr/share/doc/*/copyright; do
+	cat "$f"
+done 2>/dev/null | head -c 4000000 >"$T/text"
+TD="sha256:$(sha256sum "$T/text" | cut -d' ' -f1)"
+for lv in 1 9; do
+	"$BERTHD" --data "$T/z$lv" --listen 127.0.0.1:0 --no-tls --zstd-level $lv \
+	    >"$T/z$lv.log" 2>&1 &
+	ZP=$!
+	ZURL=
+	for _ in $(seq 1 50); do
+		ZURL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/z$lv.log")
+		[ -n "$ZURL" ] && break
+		sleep 0.1
+	done
+	ZURL=${ZURL%/}
+	loc=$(curl -s -D - -o /dev/null -X POST "$ZURL/v2/z/blobs/uploads/" |
+	    sed -n 's/^Location: *//Ip' | tr -d '\r')
+	curl -s -o /dev/null -X PUT -T "$T/text" "$ZURL$loc?digest=$TD"
+	curl -s "$ZURL/v2/z/blobs/$TD" | sha256sum | cut -d' ' -f1 >"$T/z$lv.back"
+	kill "$ZP" 2>/dev/null
+	wait "$ZP" 2>/dev/null
+	top_builddir=${top_builddir:-.}
+	"$top_builddir/tools/berth-stat" --data "$T/z$lv" |
+	    awk '$1 == "map_used" {print $2}' >"$T/z$lv.used"
+done
+check "a text layer stored at --zstd-level 1 and 9 reads back intact" \
+	sh -c "[ sha256:\$(cat $T/z1.back) = $TD ] && [ sha256:\$(cat $T/z9.back) = $TD ]"
+check "--zstd-level 9 stores it in less room than level 1" \
+	sh -c "[ \$(cat $T/z9.used) -lt \$(cat $T/z1.used) ]"
+"$BERTHD" --data "$T/z20" --no-tls --zstd-level 20 >"$T/z20.log" 2>&1
+check "--zstd-level 20 is refused with exit 2 and a message" \
+	sh -c "[ $? = 2 ] && grep -q 'zstd-level' $T/z20.log"
 tap_end
