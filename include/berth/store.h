@@ -205,6 +205,17 @@ void store_upload_set_commit_cb(struct store_upload *up, store_done_fn *fn,
 uint64_t store_upload_pending(const struct store_upload *up);
 
 /*
+ * For an upload of a blob the store already holds, when its digest is
+ * known before the bytes arrive (a monolithic PUT ?digest=): later writes
+ * are hashed and counted but not stored, and finish succeeds when the
+ * digest (and size) match and the blob is still stored, linking it to the
+ * upload's repository. Only before the first byte (STORE_E_INVALID
+ * after). If the blob is deleted meanwhile, finish fails with
+ * STORE_E_NOTFOUND and the client must upload again.
+ */
+int store_upload_verify_only(struct store_upload *up);
+
+/*
  * Copies len bytes into the upload. Full chunks are queued to the writer
  * thread at once; this never waits for the disk. Once a chunk write has
  * failed, this and every later call on the handle return that first error:

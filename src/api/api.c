@@ -72,6 +72,7 @@ struct session {
 	time_t idle_since;              /* when the last request on it ended */
 	bool paused;
 	bool streaming;                 /* counted in api->nstreaming */
+	bool verifying;                 /* store_upload_verify_only() is on */
 	struct oci_digest expect;
 };
 
@@ -859,7 +860,8 @@ session_finished(struct session *s, int rc)
 		/* The upload stays open (distribution-spec: DIGEST_INVALID). */
 		s->conn = NULL;
 		s->phase = PH_IDLE;
-		if (s->monolithic)
+		/* Nothing of a verified body was kept to continue from. */
+		if (s->monolithic || s->verifying)
 			session_retire(s, true);
 		reply_store_error(c, NULL, rc, "BLOB_UPLOAD_UNKNOWN");
 		return;
@@ -868,7 +870,7 @@ session_finished(struct session *s, int rc)
 	oci_digest_format(&s->expect, ds);
 	/* A failed monolithic upload has no URL to resume: drop it. */
 	if (rc != 0)
-		session_retire(s, s->monolithic);
+		session_retire(s, s->monolithic || s->verifying);
 	else
 		session_free(s);
 	if (rc != 0) {
@@ -972,6 +974,7 @@ session_stream(struct session *s, struct http_conn *c,
     const struct http_request *r, bool finish)
 {
 	uint64_t off = store_upload_offset(s->up);
+	struct store_blob_info info;
 
 	if (off > s->api->cfg.max_blob_bytes || (r->has_length &&
 	    r->content_length > s->api->cfg.max_blob_bytes - off)) {
@@ -980,6 +983,16 @@ session_stream(struct session *s, struct http_conn *c,
 		session_abort(s, 413);
 		return;
 	}
+	/*
+	 * A monolithic upload of a blob already stored (a base layer pushed
+	 * to one more repository): hash the body, store nothing.
+	 */
+	if (finish && off == 0 && store_blob_stat(s->api->st, NULL, 0,
+	    &s->expect, &info) == 0 &&
+	    !(info.flags & FORMAT_BLOB_F_QUARANTINE) &&
+	    (!r->has_length || r->content_length == info.size) &&
+	    store_upload_verify_only(s->up) == 0)
+		s->verifying = true;
 	s->conn = c;
 	s->paused = false;
 	if (!s->streaming) {

@@ -42,6 +42,7 @@ struct store_upload {
 
 	/* caller side */
 	uint64_t offset;
+	bool verify_only;       /* bytes are hashed, not stored */
 	SHA256_CTX sha;
 	uint8_t *stage;
 	size_t staged;
@@ -99,6 +100,8 @@ struct upload_op {
 	uint64_t got_size;
 	struct oci_digest expect;
 	uint64_t expect_size;
+	bool verify_only;       /* finish: of an upload whose bytes were dropped */
+	bool gone;              /* ... whose blob was deleted: upload removed */
 };
 
 static void
@@ -251,6 +254,51 @@ upload_chunk_write(struct store_wtxn *w, struct store_upload *up,
 	return 0;
 }
 
+/*
+ * Finishing a verify-only upload: the bytes were hashed on their way and
+ * dropped, so the blob they name must still be stored; it is linked to
+ * the upload's repository exactly as a deduplicated upload would be.
+ */
+static int
+upload_verify_apply(struct store_wtxn *w, struct upload_op *uo)
+{
+	struct store_upload *up = uo->up;
+	MDB_val k = { FORMAT_UPLOAD_ID_BYTES, up->id };
+	struct store_blob_info info;
+	uint64_t set;
+	int rc;
+
+	if (up->w_offset != 0)
+		return STORE_E_FAILED;
+	if (!oci_digest_equal(&uo->got, &uo->expect))
+		return STORE_E_DIGEST;
+	if (uo->expect_size != UINT64_MAX && uo->expect_size != uo->got_size)
+		return STORE_E_SIZE;
+	rc = blob_get(w->st, w->txn, &uo->got, &info, &set);
+	if (rc == 0 && ((info.flags & FORMAT_BLOB_F_QUARANTINE) ||
+	    info.size != uo->got_size))
+		rc = STORE_E_NOTFOUND;
+	if (rc == STORE_E_NOTFOUND) {
+		/*
+		 * Deleted meanwhile: nothing to continue from. The upload is
+		 * removed and reported not found; the client uploads again.
+		 */
+		uo->gone = true;
+	} else if (rc != 0) {
+		return rc;
+	} else {
+		info.created = w->now;
+		rc = blob_put(w, &info, set);
+		if (rc == 0)
+			rc = link_put(w, up->repo, up->repolen,
+			    FORMAT_LINK_BLOB, &uo->got);
+		if (rc != 0)
+			return rc;
+	}
+	return store_mdb_error(mdb_del(w->txn, w->st->dbi[DBI_UPLOADS], &k, NULL),
+	    "upload delete");
+}
+
 static int
 upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 {
@@ -261,6 +309,8 @@ upload_finish_apply(struct store_wtxn *w, struct upload_op *uo)
 	uint64_t set;
 	int rc;
 
+	if (uo->verify_only)
+		return upload_verify_apply(w, uo);
 	/* The caller hashed exactly what was committed before this op. */
 	if (uo->got_size != up->w_offset)
 		return STORE_E_FAILED;
@@ -433,7 +483,10 @@ upload_done(struct store_op *op, int rc)
 	struct store_upload *up = uo->up;
 	store_done_fn *on_commit;
 	void *on_commit_arg;
+	bool gone = rc == 0 && uo->gone;
 
+	if (gone)
+		rc = STORE_E_NOTFOUND;
 	/*
 	 * A chunk that failed cannot be retried in place: the caller's offset
 	 * already counts it. A finish that failed its digest or size check
@@ -447,7 +500,8 @@ upload_done(struct store_op *op, int rc)
 	/* Report the failure that poisoned the upload, not the echo of it. */
 	if (rc == STORE_E_FAILED && up->error != 0)
 		rc = up->error;
-	if (rc == 0 && (uo->kind == UPLOAD_OP_FINISH || uo->kind == UPLOAD_OP_CANCEL))
+	if (gone || (rc == 0 && (uo->kind == UPLOAD_OP_FINISH ||
+	    uo->kind == UPLOAD_OP_CANCEL)))
 		up->ended = true;
 	if (uo->kind == UPLOAD_OP_FINISH)
 		up->finishing = false;
@@ -695,6 +749,19 @@ store_upload_offset(const struct store_upload *up)
 	return up->offset;
 }
 
+int
+store_upload_verify_only(struct store_upload *up)
+{
+	int rc = upload_status(up);
+
+	if (rc != 0)
+		return rc;
+	if (up->offset != 0 || up->staged != 0)
+		return STORE_E_INVALID;
+	up->verify_only = true;
+	return 0;
+}
+
 uint64_t
 store_upload_pending(const struct store_upload *up)
 {
@@ -718,6 +785,11 @@ store_upload_write(struct store_upload *up, const void *buf, size_t len)
 		return rc;
 	if (len > UINT64_MAX - up->offset)
 		return STORE_E_INVALID;
+	if (up->verify_only) {
+		SHA256_Update(&up->sha, p, len);
+		up->offset += len;
+		return 0;
+	}
 	while (len > 0) {
 		size_t n = FORMAT_CHUNK_RAW_MAX - up->staged;
 
@@ -801,6 +873,7 @@ store_upload_finish_async(struct store_upload *up, const struct oci_digest *expe
 	uo->got.alg = OCI_DIGEST_SHA256;
 	SHA256_Final(uo->got.hash, &c);
 	uo->got_size = up->offset;
+	uo->verify_only = up->verify_only;
 	uo->expect = *expect;
 	uo->expect_size = expect_size;
 	/* Set before the op can complete, which clears it. */

@@ -307,6 +307,32 @@ else
 	ok "a slow client that never finishes its head is cut off (--header-timeout 3)"
 fi
 
+# A monolithic PUT of a blob the store already holds (in another
+# repository) hashes the body and stores nothing; a body that does not
+# match is refused and leaves nothing behind.
+used() {
+	"${top_builddir:-.}/tools/berth-stat" --data "$DATA" |
+	    awk '$1 == "map_used" {print $2}'
+}
+u0=$(used)
+status POST /v2/it/again/blobs/uploads/ >/dev/null
+LOC=$(hdr Location)
+s=$(status PUT "$LOC?digest=$D" --data-binary @"$T/blob" -H 'Content-Type: application/octet-stream')
+u1=$(used)
+check "a monolithic PUT of a blob stored elsewhere: 201, readable in the new repository" \
+	sh -c "[ $s = 201 ] && $C $URL/v2/it/again/blobs/$D | cmp - $T/blob"
+check "... and the store did not grow by the blob's size" \
+	sh -c "[ $u1 -lt \$(($u0 + 1000000)) ]"
+head -c 3000000 /dev/urandom >"$T/other"
+status POST /v2/it/wrong/blobs/uploads/ >/dev/null
+LOC=$(hdr Location)
+s=$(status PUT "$LOC?digest=$D" --data-binary @"$T/other" -H 'Content-Type: application/octet-stream')
+check "the same PUT with other bytes: 400 DIGEST_INVALID, the upload is gone" \
+	sh -c "[ $s = 400 ] && grep -q DIGEST_INVALID $T/body &&
+	    [ \$($C -o /dev/null -w '%{http_code}' $URL$LOC) = 404 ]"
+check "... and the blob is not linked to that repository" \
+	sh -c "[ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/wrong/blobs/$D) = 404 ]"
+
 # SIGHUP reloads the certificate: a new one is served afterwards.
 mv "$DATA/tls/cert.pem" "$T/old.pem"
 mv "$DATA/tls/key.pem" "$T/old.key"

@@ -388,6 +388,72 @@ test_upload_digest_mismatch(void **state)
 	free(data);
 }
 
+/*
+ * Verify-only uploads (a monolithic PUT of a blob already stored): the
+ * bytes are hashed, not stored; finish links the stored blob, refuses a
+ * mismatch, and fails if the blob went away meanwhile.
+ */
+static void
+test_upload_verify_only(void **state)
+{
+	struct fixture *f = *state;
+	struct store_upload *up = NULL, *again = NULL;
+	struct store_blob_info info;
+	struct store_stats s0, s1;
+	struct oci_digest d;
+	uint8_t *data = random_bytes(3 * MiB);
+	void *back = NULL;
+	size_t len = 0;
+
+	assert_int_equal(tu_put_blob(f->st, "v/first", data, 3 * MiB, MiB, &d), 0);
+	assert_int_equal(store_stats_get(f->st, &s0), 0);
+	/* Only before the first byte. */
+	assert_int_equal(store_upload_new(f->st, S("v/late"), &up), 0);
+	assert_int_equal(store_upload_write(up, data, 1), 0);
+	assert_int_equal(store_upload_verify_only(up), STORE_E_INVALID);
+	assert_int_equal(store_upload_cancel(up), 0);
+	store_upload_free(up);
+	/* The same bytes again: linked, nothing more stored. */
+	assert_int_equal(store_upload_new(f->st, S("v/second"), &up), 0);
+	assert_int_equal(store_upload_verify_only(up), 0);
+	assert_int_equal(store_upload_write(up, data, 3 * MiB), 0);
+	assert_int_equal(store_upload_finish(up, &d, 3 * MiB), 0);
+	store_upload_free(up);
+	assert_int_equal(store_blob_stat(f->st, S("v/second"), &d, &info), 0);
+	assert_int_equal(info.size, 3 * MiB);
+	assert_int_equal(store_stats_get(f->st, &s1), 0);
+	assert_int_equal(s1.blobs, s0.blobs);
+	assert_int_equal(s1.chunks, s0.chunks);
+	assert_int_equal(tu_read_blob(f->st, "v/second", &d, &back, &len, MiB), 0);
+	assert_int_equal(len, 3 * MiB);
+	assert_memory_equal(back, data, len);
+	free(back);
+	/* Other bytes under the stored digest: refused, nothing linked. */
+	assert_int_equal(store_upload_new(f->st, S("v/wrong"), &up), 0);
+	assert_int_equal(store_upload_verify_only(up), 0);
+	data[0] ^= 1;
+	assert_int_equal(store_upload_write(up, data, 3 * MiB), 0);
+	assert_int_equal(store_upload_finish(up, &d, UINT64_MAX), STORE_E_DIGEST);
+	data[0] ^= 1;
+	assert_int_equal(store_upload_cancel(up), 0);
+	store_upload_free(up);
+	assert_int_equal(store_blob_stat(f->st, S("v/wrong"), &d, &info),
+	    STORE_E_NOTFOUND);
+	/* The blob deleted while the bytes were on their way: not found. */
+	assert_int_equal(store_upload_new(f->st, S("v/gone"), &up), 0);
+	assert_int_equal(store_upload_verify_only(up), 0);
+	assert_int_equal(store_upload_write(up, data, 3 * MiB), 0);
+	assert_int_equal(store_blob_delete(f->st, &d), 0);
+	assert_int_equal(store_upload_finish(up, &d, UINT64_MAX), STORE_E_NOTFOUND);
+	/* ... and the upload is removed from the store with it. */
+	assert_int_equal(store_upload_resume(f->st, store_upload_id(up), &again),
+	    STORE_E_NOTFOUND);
+	store_upload_free(up);
+	assert_int_equal(store_blob_stat(f->st, NULL, 0, &d, &info),
+	    STORE_E_NOTFOUND);
+	free(data);
+}
+
 static void
 test_upload_cancel(void **state)
 {
@@ -1252,6 +1318,7 @@ main(void)
 		T(test_upload_empty_blob),
 		T(test_upload_multichunk_and_ranges),
 		T(test_upload_digest_mismatch),
+		T(test_upload_verify_only),
 		T(test_upload_cancel),
 		T(test_upload_resume_after_restart),
 		T(test_upload_unflushed_bytes_not_resumed),
