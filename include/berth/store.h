@@ -50,7 +50,7 @@
 #define STORE_MAP_SIZE_DEFAULT  ((uint64_t)1 << 40)     /* 1 TiB of address space */
 #define STORE_ZSTD_LEVEL_DEFAULT 1
 /* Payload bytes a group commit may gather before it commits. */
-#define STORE_BATCH_MAX_BYTES   ((size_t)16 << 20)
+#define STORE_BATCH_MAX_BYTES   ((size_t)4 << 20)
 
 /* store_open flags */
 #define STORE_OPEN_CREATE       0x1u    /* create the folder and store if absent */

@@ -23,7 +23,7 @@
  * that a push keeps arriving while the writer commits a full group
  * (docs/PERFORMANCE.md has the measurements).
  */
-#define API_UPLOAD_PENDING_HIGH_BYTES   ((uint64_t)24 << 20)
+#define API_UPLOAD_PENDING_HIGH_BYTES   ((uint64_t)8 << 20)
 #define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)2 << 20)
 #define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
 
