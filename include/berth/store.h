@@ -151,16 +151,19 @@ int store_stats_get(struct store *st, struct store_stats *out);
 
 /*
  * Starts an upload bound to repository repo (validated against the OCI
- * grammar). The upload record is durable when this returns. The handle is
- * freed by store_upload_free(), which does not end the upload.
+ * grammar). The upload record is committed when this returns, and durable
+ * from the upload's first flush or finish on (an upload a crash takes
+ * before then held nothing acknowledged). The handle is freed by
+ * store_upload_free(), which does not end the upload.
  */
 int store_upload_new(struct store *st, const char *repo, size_t repolen,
     struct store_upload **out);
 
 /*
  * The asynchronous form: *out is the handle at once; done(arg, rc) reports,
- * on the writer thread, whether the upload record is durable. Use the
- * handle only after a successful done; after a failed one, free it.
+ * on the writer thread, whether the upload record was committed. The
+ * handle may be written to before that: its operations queue behind the
+ * record's, and if the record fails they fail with it.
  */
 int store_upload_new_async(struct store *st, const char *repo, size_t repolen,
     struct store_upload **out, store_done_fn *done, void *arg);

@@ -1123,7 +1123,6 @@ upload_start_created(void *ctx, int rc)
 static void
 upload_start_new(struct upload_start *us)
 {
-	struct api_async *aa;
 	int rc;
 
 	if (us->a->nsessions >= us->a->cfg.max_uploads &&
@@ -1133,19 +1132,22 @@ upload_start_new(struct upload_start *us)
 		free(us);
 		return;
 	}
-	aa = async_new(us->a, upload_start_created, us);
-	if (aa == NULL) {
-		reply_error(us->c, us->r, 500, "UNKNOWN", "out of memory", NULL);
+	/*
+	 * Not waited for: the upload's record is queued ahead of anything
+	 * written to it, and it becomes durable with the upload's first
+	 * durable operation (a PATCH's reply, the finish). An upload that
+	 * a crash takes before then held no acknowledged bytes; the client
+	 * learns it is unknown (404) and starts again. If the record cannot
+	 * be written, the handle fails and so does the next request on it.
+	 */
+	rc = store_upload_new_async(us->a->st, us->rt.name, us->rt.namelen,
+	    &us->up, store_ignore, NULL);
+	if (rc != 0) {
+		reply_store_error(us->c, us->r, rc, "NAME_UNKNOWN");
 		free(us);
 		return;
 	}
-	rc = store_upload_new_async(us->a->st, us->rt.name, us->rt.namelen,
-	    &us->up, async_notify, aa);
-	if (rc != 0) {
-		async_cancel(aa);
-		reply_store_error(us->c, us->r, rc, "NAME_UNKNOWN");
-		free(us);
-	}
+	upload_start_created(us, 0);
 }
 
 static void

@@ -537,7 +537,8 @@ upload_op_new(struct store_upload *up, enum upload_op_kind kind)
 	uo->up = up;
 	uo->kind = kind;
 	sha_state_encode(uo->sha, &up->sha);
-	if (kind != UPLOAD_OP_CHUNK)
+	/* A new upload's record is made durable by its first flush. */
+	if (kind != UPLOAD_OP_CHUNK && kind != UPLOAD_OP_NEW)
 		uo->op.flags = STORE_OP_DURABLE;
 	pthread_mutex_lock(&up->lock);
 	up->inflight++;
