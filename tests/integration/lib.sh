@@ -46,6 +46,17 @@ skip_all() {
 	exit 0
 }
 
+# listening_url LOG: waits (up to 5 s) for a berthd started with its log
+# in LOG to say where it listens; prints that URL without a trailing /.
+listening_url() {
+	for _ in $(seq 1 50); do
+		lu=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$1" | tail -n 1)
+		[ -n "$lu" ] && break
+		sleep 0.1
+	done
+	echo "${lu%/}"
+}
+
 # Starts berthd on 127.0.0.1 with a kernel-chosen port; sets URL, HOSTPORT,
 # DATA and CA (the generated certificate, for clients that verify).
 berthd_start() {

@@ -73,12 +73,7 @@ check "the catalog holds the 20 repositories" \
 # (it stays resumable), a busy table answers 429.
 "$BERTHD" --data "$T/lim" --listen 127.0.0.1:0 --no-tls --max-uploads 2 >"$T/lim.log" 2>&1 &
 LIM=$!
-for _ in $(seq 1 50); do
-	LURL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/lim.log")
-	[ -n "$LURL" ] && break
-	sleep 0.1
-done
-LURL=${LURL%/}
+LURL=$(listening_url "$T/lim.log")
 for i in 1 2 3; do
 	curl -s -o /dev/null -D "$T/lim$i" -w '%{http_code}' -X POST "$LURL/v2/lim/blobs/uploads/" >"$T/lim$i.code"
 done
@@ -100,13 +95,7 @@ for lv in 1 9; do
 	"$BERTHD" --data "$T/z$lv" --listen 127.0.0.1:0 --no-tls --zstd-level $lv \
 	    >"$T/z$lv.log" 2>&1 &
 	ZP=$!
-	ZURL=
-	for _ in $(seq 1 50); do
-		ZURL=$(sed -n 's/.*listening on \([^ ]*\) .*/\1/p' "$T/z$lv.log")
-		[ -n "$ZURL" ] && break
-		sleep 0.1
-	done
-	ZURL=${ZURL%/}
+	ZURL=$(listening_url "$T/z$lv.log")
 	loc=$(curl -s -D - -o /dev/null -X POST "$ZURL/v2/z/blobs/uploads/" |
 	    sed -n 's/^Location: *//Ip' | tr -d '\r')
 	curl -s -o /dev/null -X PUT -T "$T/text" "$ZURL$loc?digest=$TD"
