@@ -189,6 +189,14 @@ tls_ctx_new(const char *cert_path, const char *key_path)
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF |
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/*
+	 * AEAD suites only, AES-128-GCM first: OpenSSL's default puts
+	 * AES-256-GCM first, which costs every byte of a push or pull about
+	 * a third more AES work for no gain that matters to a registry.
+	 */
+	if (SSL_CTX_set_ciphersuites(ctx, TLS_SUITES_13) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, TLS_SUITES_12) != 1)
+		goto fail;
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_path) != 1 ||
 	    SSL_CTX_use_PrivateKey_file(ctx, key_path, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1)

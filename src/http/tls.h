@@ -4,6 +4,17 @@
 
 #include <openssl/ssl.h>
 
+/*
+ * What berthd offers: TLS 1.3 suites, then TLS 1.2 ECDHE with AEAD only
+ * (forward secrecy, no CBC, no RSA key exchange). tests/bench/tls_ceiling.c
+ * offers the same, so that its ceilings compare.
+ */
+#define TLS_SUITES_13 "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:" \
+	"TLS_CHACHA20_POLY1305_SHA256"
+#define TLS_SUITES_12 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+
 /* "AB:CD:..." for a SHA-256 fingerprint, with NUL. */
 #define TLS_FINGERPRINT_BYTES (32 * 3)
 

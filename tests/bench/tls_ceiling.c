@@ -219,15 +219,22 @@ make_ctx(const char *cert, const char *key)
 		return NULL;
 	}
 	/*
-	 * Only the floor is set: ciphers and groups stay OpenSSL's defaults,
-	 * which is what the figures must reflect. Record buffers are kept
+	 * The floor and the suites are berthd's (src/http/tls.h): the
+	 * ceiling must use the cipher berthd's clients get. Record buffers are kept
 	 * between reads (releasing them costs allocations per record), and
 	 * SSL_write must send everything it is given.
 	 */
-	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION)) {
-		tls_error("SSL_CTX_set_min_proto_version", NULL);
+	if (!SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    !SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:"
+	    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256") ||
+	    !SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
+	    "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+	    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:"
+	    "ECDHE-RSA-CHACHA20-POLY1305")) {
+		tls_error("protocol floor or cipher suites", NULL);
 		goto fail;
 	}
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_clear_mode(ctx, SSL_MODE_RELEASE_BUFFERS |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {

@@ -333,6 +333,16 @@ check "the same PUT with other bytes: 400 DIGEST_INVALID, the upload is gone" \
 check "... and the blob is not linked to that repository" \
 	sh -c "[ \$($C -o /dev/null -w '%{http_code}' -I $URL/v2/it/wrong/blobs/$D) = 404 ]"
 
+# TLS: AEAD suites only, AES-128-GCM preferred; nothing below TLS 1.2.
+check "TLS 1.3 negotiates TLS_AES_128_GCM_SHA256" \
+	sh -c "$C -v -o /dev/null $URL/v2/ 2>&1 | grep -q 'TLSv1.3 / TLS_AES_128_GCM_SHA256'"
+check "TLS 1.2 negotiates ECDHE-ECDSA-AES128-GCM-SHA256" \
+	sh -c "$C -v --tls-max 1.2 -o /dev/null $URL/v2/ 2>&1 | grep -q 'TLSv1.2 / ECDHE-ECDSA-AES128-GCM-SHA256'"
+check "a CBC suite over TLS 1.2 is refused" \
+	sh -c "! $C --tls-max 1.2 --ciphers ECDHE-ECDSA-AES128-SHA -o /dev/null $URL/v2/"
+check "TLS 1.1 is refused" \
+	sh -c "! openssl s_client -connect $HOSTPORT -tls1_1 </dev/null >/dev/null 2>&1"
+
 # SIGHUP reloads the certificate: a new one is served afterwards.
 mv "$DATA/tls/cert.pem" "$T/old.pem"
 mv "$DATA/tls/key.pem" "$T/old.key"
