@@ -185,7 +185,7 @@ reader_seek(struct store_blob_reader *r, MDB_cursor *c, uint64_t off,
 		rc = MDB_NOTFOUND;
 	if (rc == 0) {
 		*start = format_get_be64((const uint8_t *)k->mv_data + 8);
-		if (*start > off ||
+		if (*start > off || v->mv_size < FORMAT_CHUNK_HDR_BYTES ||
 		    v->mv_size > FORMAT_CHUNK_HDR_BYTES + FORMAT_CHUNK_RAW_MAX)
 			return STORE_E_CORRUPT;
 		return 0;
