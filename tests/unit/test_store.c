@@ -454,6 +454,65 @@ test_upload_verify_only(void **state)
 	free(data);
 }
 
+/* The process's resident file-backed pages, in KiB (/proc/self/status). */
+static long
+rss_file_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[128];
+	long kib = -1;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "RssFile: %ld", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+/*
+ * Reading a blob and deleting its chunks (a deduplicated upload) leave
+ * the blob's pages in the page cache, not mapped into the process: a
+ * 32 MiB blob must not add anywhere near 32 MiB of resident file pages.
+ */
+static void
+test_reads_and_deletes_do_not_map_blobs(void **state)
+{
+	struct fixture *f = *state;
+	const size_t len = 32 * MiB;
+	uint8_t *data = random_bytes(len);
+	struct store_blob_reader *r = NULL;
+	struct oci_digest d, again;
+	uint64_t off = 0;
+	long before, after;
+
+	assert_int_equal(tu_put_blob(f->st, "m/first", data, len, MiB, &d), 0);
+	before = rss_file_kib();
+	assert_true(before >= 0);
+	assert_int_equal(store_blob_reader_open(f->st, S("m/first"), &d, &r), 0);
+	while (off < len) {
+		const uint8_t *p;
+		void *chunk;
+		size_t n;
+
+		assert_int_equal(store_blob_reader_take(r, off, MiB, &chunk, &p,
+		    &n), 0);
+		assert_true(n > 0);
+		assert_memory_equal(p, data + off, n);
+		free(chunk);
+		off += n;
+	}
+	store_blob_reader_close(r);
+	after = rss_file_kib();
+	assert_true(after - before < 8 * 1024);
+	/* The same bytes again: deduplicated, the upload's chunks deleted. */
+	assert_int_equal(tu_put_blob(f->st, "m/second", data, len, MiB, &again), 0);
+	assert_true(oci_digest_equal(&d, &again));
+	assert_true(rss_file_kib() - before < 8 * 1024);
+	free(data);
+}
+
 static void
 test_upload_cancel(void **state)
 {
@@ -1319,6 +1378,7 @@ main(void)
 		T(test_upload_multichunk_and_ranges),
 		T(test_upload_digest_mismatch),
 		T(test_upload_verify_only),
+		T(test_reads_and_deletes_do_not_map_blobs),
 		T(test_upload_cancel),
 		T(test_upload_resume_after_restart),
 		T(test_upload_unflushed_bytes_not_resumed),
