@@ -1088,20 +1088,14 @@ session_evict_idle(struct api *a)
 	return true;
 }
 
+/* Puts a new upload in a session and answers (or streams a monolithic body). */
 static void
-upload_start_created(void *ctx, int rc)
+upload_start_session(struct upload_start *us)
 {
-	struct upload_start *us = ctx;
 	struct http_conn *c = us->c;
 	struct session *s;
 	struct hdrs h = { .len = 0 };
 
-	if (rc != 0) {
-		store_upload_free(us->up);
-		reply_store_error(c, us->r, rc, "NAME_UNKNOWN");
-		free(us);
-		return;
-	}
 	s = session_new(us->a, us->up, us->monolithic);
 	if (s == NULL) {
 		(void)store_upload_cancel(us->up);
@@ -1147,7 +1141,7 @@ upload_start_new(struct upload_start *us)
 		free(us);
 		return;
 	}
-	upload_start_created(us, 0);
+	upload_start_session(us);
 }
 
 static void

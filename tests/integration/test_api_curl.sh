@@ -311,7 +311,7 @@ fi
 # repository) hashes the body and stores nothing; a body that does not
 # match is refused and leaves nothing behind.
 used() {
-	"${top_builddir:-.}/tools/berth-stat" --data "$DATA" |
+	"$top_builddir/tools/berth-stat" --data "$DATA" |
 	    awk '$1 == "map_used" {print $2}'
 }
 u0=$(used)

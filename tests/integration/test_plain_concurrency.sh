@@ -102,7 +102,6 @@ for lv in 1 9; do
 	curl -s "$ZURL/v2/z/blobs/$TD" | sha256sum | cut -d' ' -f1 >"$T/z$lv.back"
 	kill "$ZP" 2>/dev/null
 	wait "$ZP" 2>/dev/null
-	top_builddir=${top_builddir:-.}
 	"$top_builddir/tools/berth-stat" --data "$T/z$lv" |
 	    awk '$1 == "map_used" {print $2}' >"$T/z$lv.used"
 done
