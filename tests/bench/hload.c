@@ -330,6 +330,31 @@ tls_err(struct conn *c, int ret, int sslerr, char *out, size_t outlen)
 	}
 }
 
+/* A TLS call that must wait for the socket: which event, then true. */
+static int
+tls_blocked(struct conn *c, int sslerr)
+{
+	if (sslerr == SSL_ERROR_WANT_READ) {
+		c->want = EPOLLIN;
+		return 1;
+	}
+	if (sslerr == SSL_ERROR_WANT_WRITE) {
+		c->want = EPOLLOUT;
+		return 1;
+	}
+	return 0;
+}
+
+/* Fails c after a TLS call (what: "handshake", "write", "read") failed. */
+static void
+tls_fail(struct conn *c, int ret, int sslerr, const char *what)
+{
+	char err[256];
+
+	tls_err(c, ret, sslerr, err, sizeof(err));
+	conn_fail(c, "%s: %s", what, err);
+}
+
 static void
 conn_open(struct conn *c)
 {
@@ -771,16 +796,8 @@ conn_drive(struct conn *c, int stop_when_ready)
 				break;
 			}
 			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ) {
-				c->want = EPOLLIN;
-				return;
-			}
-			if (e == SSL_ERROR_WANT_WRITE) {
-				c->want = EPOLLOUT;
-				return;
-			}
-			tls_err(c, r, e, err, sizeof(err));
-			conn_fail(c, "handshake: %s", err);
+			if (!tls_blocked(c, e))
+				tls_fail(c, r, e, "handshake");
 			return;
 		case C_READY:
 			if (stop_when_ready)
@@ -802,16 +819,8 @@ conn_drive(struct conn *c, int stop_when_ready)
 				break;
 			}
 			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ) {
-				c->want = EPOLLIN;
-				return;
-			}
-			if (e == SSL_ERROR_WANT_WRITE) {
-				c->want = EPOLLOUT;
-				return;
-			}
-			tls_err(c, r, e, err, sizeof(err));
-			conn_fail(c, "write: %s", err);
+			if (!tls_blocked(c, e))
+				tls_fail(c, r, e, "write");
 			return;
 		case C_READING: {
 			char *dst;
@@ -838,21 +847,14 @@ conn_drive(struct conn *c, int stop_when_ready)
 				break;
 			}
 			e = SSL_get_error(c->ssl, r);
-			if (e == SSL_ERROR_WANT_READ) {
-				c->want = EPOLLIN;
+			if (tls_blocked(c, e))
 				return;
-			}
-			if (e == SSL_ERROR_WANT_WRITE) {
-				c->want = EPOLLOUT;
-				return;
-			}
 			if (e == SSL_ERROR_ZERO_RETURN && c->head_done &&
 			    c->bmode == B_CLOSE) {
 				resp_done(c);   /* schedules the reopen */
 				return;
 			}
-			tls_err(c, r, e, err, sizeof(err));
-			conn_fail(c, "read: %s", err);
+			tls_fail(c, r, e, "read");
 			return;
 		}
 		}
