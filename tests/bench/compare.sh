@@ -324,6 +324,29 @@ skopeo_private() {  # skopeo with an empty blob-info cache of its own
 	    exec skopeo --insecure-policy "$@"' sh "$@"
 }
 
+# transfer WHO NAME MB COMMAND...: runs the command after a settle and
+# records NAME_MBps and NAME_cpu_s_per_GB for MB megabytes moved.
+transfer() {
+	who=$1 name=$2 tmb=$3
+	shift 3
+	settle
+	c0=$(cpu_ticks); t0=$(now)
+	"$@"
+	t1=$(now); c1=$(cpu_ticks)
+	record "$who" "${name}_MBps" "$(calc "$tmb / ($t1 - $t0)")"
+	record "$who" "${name}_cpu_s_per_GB" "$(calc "($c1 - $c0) / $tck / ($tmb / 1000)")"
+}
+
+# push_conc: 8 docker-style pushes at once, each of its own blob.
+push_conc() {
+	cpids=
+	for i in 1 2 3 4 5 6 7 8; do
+		push_docker "bench/c$i" "$T/conc$i" "$(cat "$T/conc$i.digest")" &
+		cpids="$cpids $!"
+	done
+	wait $cpids || true
+}
+
 # run_one WHO: one round of workloads 1-7 against a fresh server.
 run_one() {
 	who=$1
@@ -333,26 +356,9 @@ run_one() {
 	record "$who" idle_anon_MiB "$(calc "$(status_kib RssAnon) / 1024")"
 	mb=$(calc "$size * 1.048576")
 
-	settle
-	c0=$(cpu_ticks); t0=$(now)
-	push_docker bench/a "$T/blob" "$digest"
-	t1=$(now); c1=$(cpu_ticks)
-	record "$who" push_MBps "$(calc "$mb / ($t1 - $t0)")"
-	record "$who" push_cpu_s_per_GB "$(calc "($c1 - $c0) / $tck / ($mb / 1000)")"
-
-	settle
-	c0=$(cpu_ticks); t0=$(now)
-	push_mono bench/b "$T/blob2" "$digest2"
-	t1=$(now); c1=$(cpu_ticks)
-	record "$who" mono_MBps "$(calc "$mb / ($t1 - $t0)")"
-	record "$who" mono_cpu_s_per_GB "$(calc "($c1 - $c0) / $tck / ($mb / 1000)")"
-
-	settle
-	c0=$(cpu_ticks); t0=$(now)
-	$C -o /dev/null "$u/v2/bench/a/blobs/$digest"
-	t1=$(now); c1=$(cpu_ticks)
-	record "$who" pull_MBps "$(calc "$mb / ($t1 - $t0)")"
-	record "$who" pull_cpu_s_per_GB "$(calc "($c1 - $c0) / $tck / ($mb / 1000)")"
+	transfer "$who" push "$mb" push_docker bench/a "$T/blob" "$digest"
+	transfer "$who" mono "$mb" push_mono bench/b "$T/blob2" "$digest2"
+	transfer "$who" pull "$mb" $C -o /dev/null "$u/v2/bench/a/blobs/$digest"
 	last=$((size * 1048576 - 1))
 	t0=$(now)
 	$C -o /dev/null -H "Range: bytes=$((last - 1048575))-$last" "$u/v2/bench/a/blobs/$digest"
@@ -382,22 +388,11 @@ run_one() {
 	record "$who" skopeo_server_cpu_s "$(calc "($c1 - $c0) / $tck")"
 	record "$who" skopeo_client_cpu_s "$(awk '{print $1 + $2}' "$T/sktime")"
 
-	settle
-	c0=$(cpu_ticks); t0=$(now)
-	cpids=
-	for i in 1 2 3 4 5 6 7 8; do
-		push_docker "bench/c$i" "$T/conc$i" "$(cat "$T/conc$i.digest")" &
-		cpids="$cpids $!"
-	done
-	wait $cpids || true
-	t1=$(now); c1=$(cpu_ticks)
+	transfer "$who" conc8 "$(calc "8 * $conc_mib * 1.048576")" push_conc
 	for i in 1 2 3 4 5 6 7 8; do
 		$C -I -o /dev/null "$u/v2/bench/c$i/blobs/$(cat "$T/conc$i.digest")" ||
 		    { echo "$who: concurrent push $i did not land" >&2; exit 1; }
 	done
-	cmb=$(calc "8 * $conc_mib * 1.048576")
-	record "$who" conc8_MBps "$(calc "$cmb / ($t1 - $t0)")"
-	record "$who" conc8_cpu_s_per_GB "$(calc "($c1 - $c0) / $tck / ($cmb / 1000)")"
 
 	echo 5 >"/proc/$pid/clear_refs"      # VmHWM := VmRSS
 	# VmHWM counts mapped library pages too; sample the private part.
