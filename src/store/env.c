@@ -274,16 +274,21 @@ ensure_folder(const char *path, bool create)
 	int e;
 
 	if (stat(path, &sb) == 0) {
+		/* The returned codes say it all; callers report them. */
 		if (!S_ISDIR(sb.st_mode)) {
-			log_error("store: %s is not a folder", path);
+			log_debug("store: %s is not a folder", path);
 			return STORE_E_NOT_STORE;
 		}
 		return 0;
 	}
 	e = errno;
-	if (e != ENOENT || !create) {
+	if (e == ENOENT && !create) {
+		log_debug("store: %s: %s", path, strerror(e));
+		return STORE_E_NOTFOUND;
+	}
+	if (e != ENOENT) {
 		log_error("store: %s: %s", path, strerror(e));
-		return e == ENOENT ? STORE_E_NOTFOUND : STORE_E_IO;
+		return STORE_E_IO;
 	}
 	if (mkdir(path, 0700) != 0 && errno != EEXIST) {
 		e = errno;
@@ -305,7 +310,7 @@ ensure_data_file(const char *path)
 		return STORE_E_INVALID;
 	if (stat(file, &sb) == 0)
 		return 0;
-	log_error("store: %s holds no store (no data.mdb)", path);
+	log_debug("store: %s holds no store (no data.mdb)", path);
 	return STORE_E_NOT_STORE;
 }
 

@@ -266,37 +266,14 @@ delete_fn(struct store_wtxn *w, MDB_cursor *c, MDB_val *k, MDB_val *v,
 	return store_mdb_error(mdb_cursor_del(c, 0), "delete");
 }
 
-static int
-manifest_delete_apply(struct store_wtxn *w, struct manifest_op *mo)
+int
+manifest_drop(struct store_wtxn *w, const struct oci_digest *d)
 {
-	uint8_t prefix[STORE_KEY_MAX_BYTES];
-	struct unref_ctx uc = { mo->repo, mo->repolen, &mo->digest };
+	uint8_t prefix[FORMAT_DIGEST_KEY_BYTES];
 	MDB_val k;
-	int n, rc;
+	int rc;
 
-	rc = link_exists(w->st, w->txn, mo->repo, mo->repolen,
-	    FORMAT_LINK_MANIFEST, &mo->digest);
-	if (rc != 0)
-		return rc;
-	rc = link_del(w, mo->repo, mo->repolen, FORMAT_LINK_MANIFEST, &mo->digest);
-	if (rc != 0)
-		return rc;
-	n = repo_prefix(prefix, mo->repo, mo->repolen);
-	if (n < 0)
-		return n;
-	rc = prefix_walk(w, w->st->dbi[DBI_TAGS], prefix, (size_t)n, untag_fn,
-	    (void *)&mo->digest);
-	if (rc != 0)
-		return rc;
-	digest_key(prefix, &mo->digest);
-	rc = prefix_walk(w, w->st->dbi[DBI_REFS], prefix, FORMAT_DIGEST_KEY_BYTES,
-	    unrefer_fn, &uc);
-	if (rc != 0)
-		return rc;
-	rc = link_any(w->st, w->txn, FORMAT_LINK_MANIFEST, &mo->digest);
-	if (rc != 0)
-		return rc < 0 ? rc : 0;
-	/* No repository links it any more: the record and its refs go. */
+	digest_key(prefix, d);
 	rc = prefix_walk(w, w->st->dbi[DBI_REFS], prefix, FORMAT_DIGEST_KEY_BYTES,
 	    delete_fn, NULL);
 	if (rc != 0)
@@ -305,6 +282,45 @@ manifest_delete_apply(struct store_wtxn *w, struct manifest_op *mo)
 	rc = mdb_del(w->txn, w->st->dbi[DBI_MANIFESTS], &k, NULL);
 	/* A link whose record is missing (damage) can still be removed. */
 	return rc == MDB_NOTFOUND ? 0 : store_mdb_error(rc, "manifest delete");
+}
+
+int
+manifest_unlink(struct store_wtxn *w, const char *repo, size_t repolen,
+    const struct oci_digest *d)
+{
+	uint8_t prefix[STORE_KEY_MAX_BYTES];
+	struct unref_ctx uc = { repo, repolen, d };
+	int n, rc;
+
+	rc = link_exists(w->st, w->txn, repo, repolen, FORMAT_LINK_MANIFEST, d);
+	if (rc != 0)
+		return rc;
+	rc = link_del(w, repo, repolen, FORMAT_LINK_MANIFEST, d);
+	if (rc != 0)
+		return rc;
+	n = repo_prefix(prefix, repo, repolen);
+	if (n < 0)
+		return n;
+	rc = prefix_walk(w, w->st->dbi[DBI_TAGS], prefix, (size_t)n, untag_fn,
+	    (void *)d);
+	if (rc != 0)
+		return rc;
+	digest_key(prefix, d);
+	rc = prefix_walk(w, w->st->dbi[DBI_REFS], prefix, FORMAT_DIGEST_KEY_BYTES,
+	    unrefer_fn, &uc);
+	if (rc != 0)
+		return rc;
+	rc = link_any(w->st, w->txn, FORMAT_LINK_MANIFEST, d);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	/* No repository links it any more: the record and its refs go. */
+	return manifest_drop(w, d);
+}
+
+static int
+manifest_delete_apply(struct store_wtxn *w, struct manifest_op *mo)
+{
+	return manifest_unlink(w, mo->repo, mo->repolen, &mo->digest);
 }
 
 static int

@@ -271,6 +271,25 @@ int blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
 int blob_put(struct store_wtxn *w, const struct store_blob_info *b,
     uint64_t set);
 
+/* ---- manifest.c -------------------------------------------------------- */
+
+/*
+ * Removes repo's link to manifest d with the tags of repo naming it and
+ * its referrers entries in repo; when no repository links it any more,
+ * also its refs and record (manifest_drop). STORE_E_NOTFOUND if repo does
+ * not link it.
+ */
+int manifest_unlink(struct store_wtxn *w, const char *repo, size_t repolen,
+    const struct oci_digest *d);
+/* Deletes the refs and the record of manifest d; a missing record is ok. */
+int manifest_drop(struct store_wtxn *w, const struct oci_digest *d);
+
+/* ---- upload.c ---------------------------------------------------------- */
+
+struct SHA256state_st;
+/* Serializes a SHA-256 state as an upload record holds it (format.h). */
+void upload_sha_state_encode(uint8_t *p, const struct SHA256state_st *c);
+
 /* ---- env.c ------------------------------------------------------------- */
 
 uint64_t store_now(void);

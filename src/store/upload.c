@@ -104,8 +104,8 @@ struct upload_op {
 	bool gone;              /* ... whose blob was deleted: upload removed */
 };
 
-static void
-sha_state_encode(uint8_t *p, const SHA256_CTX *c)
+void
+upload_sha_state_encode(uint8_t *p, const SHA256_CTX *c)
 {
 	for (int i = 0; i < 8; i++)
 		format_put_le32(p + 4 * i, c->h[i]);
@@ -536,7 +536,7 @@ upload_op_new(struct store_upload *up, enum upload_op_kind kind)
 	uo->op.done = upload_done;
 	uo->up = up;
 	uo->kind = kind;
-	sha_state_encode(uo->sha, &up->sha);
+	upload_sha_state_encode(uo->sha, &up->sha);
 	/* A new upload's record is made durable by its first flush. */
 	if (kind != UPLOAD_OP_CHUNK && kind != UPLOAD_OP_NEW)
 		uo->op.flags = STORE_OP_DURABLE;

@@ -89,6 +89,32 @@ berthd_stop() {
 	fi
 }
 
+# push_image DIR REPO TAG SIZE: pushes a random layer of SIZE bytes (POST,
+# PATCH, PUT), a config (monolithic POST) and a manifest tagged TAG with
+# curl to $URL (extra curl options in CURL_OPTS); leaves blob, cfg, man and
+# digest (the layer's) in DIR.
+push_image() {
+	d=$1 repo=$2 tag=$3 size=$4
+	mkdir -p "$d"
+	head -c "$size" /dev/urandom >"$d/blob"
+	bd="sha256:$(sha256sum "$d/blob" | cut -d' ' -f1)"
+	printf '{"architecture":"amd64","os":"linux","tag":"%s"}' "$tag" >"$d/cfg"
+	cd="sha256:$(sha256sum "$d/cfg" | cut -d' ' -f1)"
+	loc=$(curl -sf ${CURL_OPTS:-} -X POST -D - -o /dev/null "$URL/v2/$repo/blobs/uploads/" |
+	    sed -n 's/^Location: *//Ip' | tr -d '\r')
+	[ -n "$loc" ] || return 1
+	curl -sf ${CURL_OPTS:-} -X PATCH --data-binary @"$d/blob" -o /dev/null "$URL$loc" || return 1
+	curl -sf ${CURL_OPTS:-} -X PUT -o /dev/null "$URL$loc?digest=$bd" || return 1
+	curl -sf ${CURL_OPTS:-} -X POST --data-binary @"$d/cfg" -o /dev/null \
+	    "$URL/v2/$repo/blobs/uploads/?digest=$cd" || return 1
+	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
+	    "$cd" "$(stat -c %s "$d/cfg")" "$bd" "$(stat -c %s "$d/blob")" >"$d/man"
+	curl -sf ${CURL_OPTS:-} -X PUT --data-binary @"$d/man" -o /dev/null \
+	    -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+	    "$URL/v2/$repo/manifests/$tag" || return 1
+	echo "$bd" >"$d/digest"
+}
+
 tap_end() {
 	echo "1..$tap_n"
 	[ "$tap_failed" -eq 0 ]

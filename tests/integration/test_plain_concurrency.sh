@@ -25,24 +25,7 @@ if grep -q '^00000000000000000000000000000001' /proc/net/if_inet6 2>/dev/null; t
 fi
 
 push_one() {  # push_one N: a blob and a manifest tagged vN in repo conc/N
-	n=$1 d=$T/p$n
-	mkdir -p "$d"
-	head -c $((500000 + n * 1000)) /dev/urandom >"$d/blob"
-	bd="sha256:$(sha256sum "$d/blob" | cut -d' ' -f1)"
-	printf '{"architecture":"amd64","os":"linux","n":%d}' "$n" >"$d/cfg"
-	cd="sha256:$(sha256sum "$d/cfg" | cut -d' ' -f1)"
-	loc=$(curl -sf -X POST -D - -o /dev/null "$URL/v2/conc/$n/blobs/uploads/" |
-	    sed -n 's/^Location: *//Ip' | tr -d '\r')
-	curl -sf -X PATCH --data-binary @"$d/blob" -o /dev/null "$URL$loc" || return 1
-	curl -sf -X PUT -o /dev/null "$URL$loc?digest=$bd" || return 1
-	curl -sf -X POST --data-binary @"$d/cfg" -o /dev/null \
-	    "$URL/v2/conc/$n/blobs/uploads/?digest=$cd" || return 1
-	printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"%s","size":%s}]}' \
-	    "$cd" "$(stat -c %s "$d/cfg")" "$bd" "$(stat -c %s "$d/blob")" >"$d/man"
-	curl -sf -X PUT --data-binary @"$d/man" -o /dev/null \
-	    -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-	    "$URL/v2/conc/$n/manifests/v$n" || return 1
-	echo "$bd" >"$d/digest"
+	push_image "$T/p$1" "conc/$1" "v$1" $((500000 + $1 * 1000))
 }
 
 pull_one() {  # pull_one N: manifest by tag, then the layer, both verified

@@ -256,3 +256,70 @@ tu_stamp_version(const char *dir, uint32_t version)
 	mdb_env_close(env);
 	return rc;
 }
+
+/* One raw LMDB operation on a closed store: get (val out), put or delete. */
+static int
+tu_raw(const char *dir, const char *db, const void *key, size_t klen,
+    const void *val, size_t vlen, int op, void **out, size_t *outlen)
+{
+	MDB_env *env = NULL;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
+	int rc;
+
+	rc = mdb_env_create(&env);
+	if (rc == 0)
+		rc = mdb_env_set_maxdbs(env, 16);
+	if (rc == 0)
+		rc = mdb_env_set_mapsize(env, STORE_MAP_SIZE_DEFAULT);
+	if (rc == 0)
+		rc = mdb_env_open(env, dir, 0, 0600);
+	if (rc == 0)
+		rc = mdb_txn_begin(env, NULL, op == 0 ? MDB_RDONLY : 0, &txn);
+	if (rc == 0)
+		rc = mdb_dbi_open(txn, db, 0, &dbi);
+	if (rc == 0 && op == 0) {
+		rc = mdb_get(txn, dbi, &k, &v);
+		if (rc == 0) {
+			*out = malloc(v.mv_size + 1);
+			if (*out == NULL)
+				rc = ENOMEM;
+			else {
+				memcpy(*out, v.mv_data, v.mv_size);
+				*outlen = v.mv_size;
+			}
+		}
+	} else if (rc == 0) {
+		rc = op == 1 ? mdb_put(txn, dbi, &k, &v, 0) :
+		    mdb_del(txn, dbi, &k, NULL);
+	}
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return rc;
+}
+
+int
+tu_raw_get(const char *dir, const char *db, const void *key, size_t klen,
+    void **val, size_t *vlen)
+{
+	return tu_raw(dir, db, key, klen, NULL, 0, 0, val, vlen);
+}
+
+int
+tu_raw_put(const char *dir, const char *db, const void *key, size_t klen,
+    const void *val, size_t vlen)
+{
+	return tu_raw(dir, db, key, klen, val, vlen, 1, NULL, NULL);
+}
+
+int
+tu_raw_del(const char *dir, const char *db, const void *key, size_t klen)
+{
+	return tu_raw(dir, db, key, klen, NULL, 0, 2, NULL, NULL);
+}

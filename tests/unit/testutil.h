@@ -43,4 +43,14 @@ int tu_corrupt_file(const char *dir, const void *needle, size_t nlen, size_t at)
 /* Writes a raw meta header with the given version, bypassing the store. */
 int tu_stamp_version(const char *dir, uint32_t version);
 
+/*
+ * Raw record surgery on a closed store: get (malloc'd copy), put, delete
+ * of one key in the named database. Return 0 or an LMDB code.
+ */
+int tu_raw_get(const char *dir, const char *db, const void *key, size_t klen,
+    void **val, size_t *vlen);
+int tu_raw_put(const char *dir, const char *db, const void *key, size_t klen,
+    const void *val, size_t vlen);
+int tu_raw_del(const char *dir, const char *db, const void *key, size_t klen);
+
 #endif
