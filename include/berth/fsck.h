@@ -46,12 +46,11 @@ struct fsck_problem {
 	struct fsck_fix *fix;           /* private */
 };
 
-typedef void fsck_progress_fn(void *arg, uint64_t done, uint64_t total);
 
 struct fsck_options {
 	unsigned jobs;                  /* hashing threads; 0: one per CPU */
 	uint64_t upload_expiry;         /* seconds; 0: uploads never expire */
-	fsck_progress_fn *progress;     /* called about 5 times a second */
+	store_progress_fn *progress;    /* called about 5 times a second */
 	void *progress_arg;
 };
 

@@ -118,6 +118,8 @@ typedef void store_done_fn(void *arg, int rc);
 typedef int store_name_fn(void *arg, const char *name, size_t len);
 typedef int store_referrer_fn(void *arg, const struct store_referrer *r);
 typedef int store_blob_fn(void *arg, const struct store_blob_info *b);
+/* Progress of long work: bytes done of total (0 if unknown). */
+typedef void store_progress_fn(void *arg, uint64_t done, uint64_t total);
 
 const char *store_strerror(int rc);
 
@@ -393,5 +395,18 @@ int store_referrers_list(struct store *st, const char *repo, size_t repolen,
 typedef int store_ref_fn(void *arg, const struct store_ref *ref);
 int store_refs_list(struct store *st, const struct oci_digest *d,
     store_ref_fn *fn, void *arg);
+
+/* ---- backup ------------------------------------------------------------- */
+
+/*
+ * Writes a consistent copy of the store (one read snapshot; writers go on)
+ * into the folder dest, which must not exist: the copy is made in a
+ * temporary folder beside it, forced to disk and renamed into place.
+ * compact leaves out free pages (LMDB's MDB_CP_COMPACT). The copy is a
+ * store berthd and the tools open as is. progress, if not NULL, is called
+ * about 5 times a second with the bytes written so far.
+ */
+int store_backup(struct store *st, const char *dest, bool compact,
+    store_progress_fn *progress, void *arg);
 
 #endif /* BERTH_STORE_H */
