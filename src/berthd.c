@@ -15,18 +15,37 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include "api/api.h"
+#include "berth/gc.h"
 #include "berth/store.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "util/duration.h"
 #include "util/log.h"
 
 #define BERTHD_LISTEN_DEFAULT   "127.0.0.1:5443"
 #define BERTHD_LISTEN_MAX       8
 #define BERTHD_DRAIN_S          10
+#define BERTHD_GC_INTERVAL_S    3600u
+
+/* The periodic collection: a thread of its own, off the event loop. */
+struct gc_thread {
+	struct store *st;
+	struct gc_options o;
+	uint64_t interval;      /* seconds; 0: never */
+	pthread_t tid;
+	bool started;
+	atomic_int stop;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
 
 struct berthd {
 	const char *data;
@@ -36,6 +55,7 @@ struct berthd {
 	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	bool no_tls;
 	int zstd_level;                 /* 0: the store's default */
+	struct gc_thread gc;
 	struct api_config api;
 	struct http_limits limits;
 
@@ -56,6 +76,8 @@ usage(FILE *f)
 	    "              [--max-header-bytes N] [--max-headers N] [--max-url-bytes N]\n"
 	    "              [--header-timeout SECONDS] [--io-timeout SECONDS]\n"
 	    "              [--zstd-level N]\n"
+	    "              [--gc-interval DURATION] [--gc-grace DURATION] "
+	    "[--gc-untagged]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
 	    "  --data DIR            store folder (created if missing)\n"
@@ -71,7 +93,13 @@ usage(FILE *f)
 	    "  --max-manifest-size   largest manifest accepted (default %zu)\n"
 	    "  --zstd-level N        compression of uncompressed layers, 1-19 "
 	    "(default %d):\n"
-	    "                        higher stores less and costs push CPU\n",
+	    "                        higher stores less and costs push CPU\n"
+	    "  --gc-interval D       collect garbage every D (default 1h; 0: "
+	    "never)\n"
+	    "  --gc-grace D          keep unreferenced data younger than D "
+	    "(default 1h)\n"
+	    "  --gc-untagged         also collect manifests no tag, index or "
+	    "subject keeps\n",
 	    BERTHD_LISTEN_DEFAULT,
 	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
 	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
@@ -107,6 +135,9 @@ parse_args(struct berthd *d, int argc, char **argv)
 			exit(0);
 		} else if (strcmp(o, "--no-tls") == 0) {
 			d->no_tls = true;
+			continue;
+		} else if (strcmp(o, "--gc-untagged") == 0) {
+			d->gc.o.untagged = true;
 			continue;
 		}
 		if (val == NULL) {
@@ -167,6 +198,17 @@ parse_args(struct berthd *d, int argc, char **argv)
 			if (parse_num(o, val, 1, 19, &v))
 				return -1;
 			d->zstd_level = (int)v;
+		} else if (strcmp(o, "--gc-interval") == 0 ||
+		    strcmp(o, "--gc-grace") == 0) {
+			if (duration_parse(val, &v) != 0) {
+				fprintf(stderr, "berthd: %s: not a duration (like "
+				    "90s, 30m, 1h, 7d): %s\n", o, val);
+				return -1;
+			}
+			if (strcmp(o, "--gc-interval") == 0)
+				d->gc.interval = v;
+			else
+				d->gc.o.grace = v;
 		} else if (strcmp(o, "--log-level") == 0) {
 			static const char *const lv[] = { "error", "warn", "info",
 			    "debug" };
@@ -285,6 +327,85 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("SIGHUP: reloaded %s", d->cert);
 }
 
+static void
+gc_note(void *arg, const char *line)
+{
+	(void)arg;
+	log_info("gc: %s", line);
+}
+
+static void *
+gc_main(void *arg)
+{
+	struct gc_thread *g = arg;
+
+	pthread_mutex_lock(&g->lock);
+	while (!atomic_load(&g->stop)) {
+		struct timespec ts;
+		struct gc_report r;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (time_t)g->interval;
+		while (!atomic_load(&g->stop) &&
+		    pthread_cond_timedwait(&g->cond, &g->lock, &ts) == 0)
+			;
+		if (atomic_load(&g->stop))
+			break;
+		pthread_mutex_unlock(&g->lock);
+		rc = store_gc(g->st, &g->o, &r);
+		if (rc != 0)
+			log_error("gc: failed: %s", store_strerror(rc));
+		else
+			log_info("gc: deleted %llu manifests, %llu blobs, freed "
+			    "%llu stored bytes in %.1f s (%llu kept by the grace "
+			    "period, %llu changed meanwhile)",
+			    (unsigned long long)r.manifests,
+			    (unsigned long long)r.blobs,
+			    (unsigned long long)r.stored, r.seconds,
+			    (unsigned long long)r.kept_young,
+			    (unsigned long long)r.skipped);
+		pthread_mutex_lock(&g->lock);
+	}
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
+static int
+gc_start(struct gc_thread *g, struct store *st)
+{
+	g->st = st;
+	g->o.stop = &g->stop;
+	g->o.note = gc_note;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cond, NULL);
+	if (g->interval == 0)
+		return 0;
+	if (pthread_create(&g->tid, NULL, gc_main, g) != 0) {
+		log_error("berthd: cannot start the collection thread");
+		return -1;
+	}
+	g->started = true;
+	log_info("berthd: garbage collection every %llu s, grace %llu s%s",
+	    (unsigned long long)g->interval, (unsigned long long)g->o.grace,
+	    g->o.untagged ? ", untagged manifests too" : "");
+	return 0;
+}
+
+/* Stops a collection between batches and waits for the thread. */
+static void
+gc_stop(struct gc_thread *g)
+{
+	if (!g->started)
+		return;
+	pthread_mutex_lock(&g->lock);
+	atomic_store(&g->stop, 1);
+	pthread_cond_signal(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+	pthread_join(g->tid, NULL);
+	g->started = false;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -295,6 +416,8 @@ main(int argc, char **argv)
 		    HTTP_HEADER_MAX_COUNT_DEFAULT, HTTP_URL_MAX_BYTES_DEFAULT,
 		    HTTP_HEADER_TIMEOUT_S_DEFAULT, HTTP_IO_TIMEOUT_S_DEFAULT,
 		    HTTP_MAX_CONNECTIONS_DEFAULT },
+		.gc = { .interval = BERTHD_GC_INTERVAL_S,
+		    .o = { .grace = GC_GRACE_DEFAULT } },
 	};
 	struct store_options so = { .flags = STORE_OPEN_CREATE };
 	struct store *st = NULL;
@@ -347,6 +470,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
 			goto out;
+	if (gc_start(&d.gc, st) != 0)
+		goto out;
 	event_base_dispatch(d.base);
 	log_info("berthd: stopping");
 	status = 0;
@@ -361,6 +486,7 @@ out:
 	 * flight wake events that must still exist. Then the sessions, then
 	 * the loop.
 	 */
+	gc_stop(&d.gc);
 	http_server_free(d.srv);
 	store_close(st);
 	api_free(api);

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "berth/fsck.h"
+#include "util/duration.h"
 #include "util/progress.h"
 
 #define EXIT_CLEAN      0
@@ -38,37 +39,6 @@ usage(FILE *f)
 	    "  --quiet           no progress bar\n"
 	    "exit: 0 clean, 1 errors corrected, 4 errors left, 8 operational "
 	    "error, 16 usage\n");
-}
-
-/* "90", "30s", "15m", "24h", "7d" into seconds. */
-static int
-parse_duration(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-	uint64_t mul = 1;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	v = strtoull(s, &end, 10);
-	if (errno != 0)
-		return -1;
-	if (*end != '\0') {
-		switch (*end) {
-		case 's': mul = 1; break;
-		case 'm': mul = 60; break;
-		case 'h': mul = 3600; break;
-		case 'd': mul = 86400; break;
-		default: return -1;
-		}
-		if (end[1] != '\0')
-			return -1;
-	}
-	if (v > UINT64_MAX / mul)
-		return -1;
-	*out = (uint64_t)v * mul;
-	return 0;
 }
 
 static void
@@ -246,7 +216,7 @@ main(int argc, char **argv)
 			fo.jobs = (unsigned)n;
 			i++;
 		} else if (strcmp(a, "--upload-expiry") == 0 && v != NULL) {
-			if (parse_duration(v, &fo.upload_expiry) != 0) {
+			if (duration_parse(v, &fo.upload_expiry) != 0) {
 				fprintf(stderr, "berth-fsck: --upload-expiry: not "
 				    "a duration (like 90s, 30m, 24h, 7d): %s\n", v);
 				return EXIT_USAGE;

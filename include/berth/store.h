@@ -83,6 +83,7 @@ struct store_ref {
 	uint8_t kind;           /* FORMAT_REF_* */
 	struct oci_digest digest;
 	uint64_t size;
+	bool external;          /* foreign layer, never pushed: not required */
 };
 
 /* A manifest to put: exact bytes plus what the caller parsed from them. */
@@ -96,6 +97,16 @@ struct store_manifest {
 	size_t nrefs;
 	const char *artifact_type;      /* for the referrers index; may be NULL */
 	size_t artifact_type_len;
+	/*
+	 * Checked in the write transaction that stores the manifest: every
+	 * config and layer blob (not external) is stored and in service and
+	 * every child manifest is linked to the repository, else the put
+	 * fails with STORE_E_NOTFOUND and writes nothing. Garbage collection
+	 * deletes in its own transactions, so either it sees the manifest's
+	 * refs or the put sees the blob gone: never a manifest naming
+	 * nothing.
+	 */
+	bool require_refs;
 };
 
 /* One entry of the referrers index. Pointers valid during the callback. */

@@ -1360,7 +1360,12 @@ manifest_put_done(void *ctx, int rc)
 {
 	struct manifest_put *mp = ctx;
 
-	if (rc != 0)
+	if (rc == STORE_E_NOTFOUND)
+		/* A blob or child went away since the check (deleted, or GC). */
+		reply_error(mp->c, NULL, 400, "MANIFEST_BLOB_UNKNOWN",
+		    "manifest references a blob or manifest unknown to the "
+		    "repository", NULL);
+	else if (rc != 0)
 		reply_store_error(mp->c, NULL, rc, "NAME_UNKNOWN");
 	else
 		http_conn_reply(mp->c, 201, mp->headers, NULL, 0, 0);
@@ -1460,6 +1465,7 @@ manifest_body_end(void *arg, int status)
 		mp->refs[i].kind = m->refs[i].kind;
 		mp->refs[i].digest = m->refs[i].digest;
 		mp->refs[i].size = m->refs[i].size;
+		mp->refs[i].external = m->refs[i].external;
 	}
 	memset(sm, 0, sizeof(*sm));
 	sm->digest = got;
@@ -1471,6 +1477,7 @@ manifest_body_end(void *arg, int status)
 	sm->nrefs = m->nrefs;
 	sm->artifact_type = m->artifact_type[0] ? m->artifact_type : NULL;
 	sm->artifact_type_len = strlen(m->artifact_type);
+	sm->require_refs = true;
 	oci_digest_format(&got, ds);
 	hdr_add(&h, "Location: /v2/%s/manifests/%s\r\nDocker-Content-Digest: %s\r\n",
 	    rt->name, ds, ds);

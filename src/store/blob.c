@@ -334,6 +334,11 @@ blob_link_apply(struct store_wtxn *w, struct store_op *op)
 		return rc;
 	if (info.flags & FORMAT_BLOB_F_QUARANTINE)
 		return STORE_E_NOTFOUND;
+	/* A mount, like a push, starts a fresh collection grace period. */
+	info.created = w->now;
+	rc = blob_put(w, &info, set);
+	if (rc != 0)
+		return rc;
 	return link_put(w, b->repo, b->repolen, FORMAT_LINK_BLOB, &b->digest);
 }
 
@@ -345,27 +350,32 @@ blob_unlink_apply(struct store_wtxn *w, struct store_op *op)
 	return link_del(w, b->repo, b->repolen, FORMAT_LINK_BLOB, &b->digest);
 }
 
-static int
-blob_delete_apply(struct store_wtxn *w, struct store_op *op)
+int
+blob_remove(struct store_wtxn *w, const struct oci_digest *d)
 {
-	struct blob_op *b = (struct blob_op *)op;
 	uint8_t key[FORMAT_DIGEST_KEY_BYTES];
 	MDB_val k = { sizeof(key), key };
 	struct store_blob_info info;
 	uint64_t set;
 	int rc;
 
-	rc = blob_get(w->st, w->txn, &b->digest, &info, &set);
+	rc = blob_get(w->st, w->txn, d, &info, &set);
 	if (rc != 0)
 		return rc;
 	rc = chunk_set_delete(w, set);
 	if (rc == 0)
-		rc = link_del_all(w, FORMAT_LINK_BLOB, &b->digest);
+		rc = link_del_all(w, FORMAT_LINK_BLOB, d);
 	if (rc != 0)
 		return rc;
-	digest_key(key, &b->digest);
+	digest_key(key, d);
 	return store_mdb_error(mdb_del(w->txn, w->st->dbi[DBI_BLOBS], &k, NULL),
 	    "blob delete");
+}
+
+static int
+blob_delete_apply(struct store_wtxn *w, struct store_op *op)
+{
+	return blob_remove(w, &((struct blob_op *)op)->digest);
 }
 
 static int

@@ -155,11 +155,42 @@ refs_put(struct store_wtxn *w, const char *repo, size_t repolen,
 	return 0;
 }
 
+/* See store_manifest.require_refs. */
+static int
+manifest_refs_present(struct store_wtxn *w, struct manifest_op *mo)
+{
+	for (size_t i = 0; i < mo->m->nrefs; i++) {
+		const struct store_ref *r = &mo->m->refs[i];
+		struct store_blob_info info;
+		uint64_t set;
+		int rc = 0;
+
+		if (r->external)
+			continue;
+		if (r->kind == FORMAT_REF_CONFIG || r->kind == FORMAT_REF_LAYER) {
+			rc = blob_get(w->st, w->txn, &r->digest, &info, &set);
+			if (rc == 0 && (info.flags & FORMAT_BLOB_F_QUARANTINE))
+				rc = STORE_E_NOTFOUND;
+		} else if (r->kind == FORMAT_REF_MANIFEST) {
+			rc = link_exists(w->st, w->txn, mo->repo, mo->repolen,
+			    FORMAT_LINK_MANIFEST, &r->digest);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int
 manifest_put_apply(struct store_wtxn *w, struct manifest_op *mo)
 {
 	int rc;
 
+	if (mo->m->require_refs) {
+		rc = manifest_refs_present(w, mo);
+		if (rc != 0)
+			return rc;
+	}
 	rc = manifest_record_put(w, mo->m);
 	if (rc == 0)
 		rc = link_put(w, mo->repo, mo->repolen, FORMAT_LINK_MANIFEST,

@@ -267,6 +267,8 @@ int record_referrer_decode(const void *val, size_t len,
 
 int blob_get(struct store *st, MDB_txn *txn, const struct oci_digest *d,
     struct store_blob_info *info, uint64_t *set);
+/* Deletes blob d: its chunks, every repository's link, the record. */
+int blob_remove(struct store_wtxn *w, const struct oci_digest *d);
 /* Writes the blobs record of b->digest pointing at set. */
 int blob_put(struct store_wtxn *w, const struct store_blob_info *b,
     uint64_t set);

@@ -44,37 +44,11 @@ dkey(uint8_t k[FORMAT_DIGEST_KEY_BYTES], const struct oci_digest *d)
 	memcpy(k + 1, d->hash, 32);
 }
 
-/* Parses and stores a manifest as the API does; returns its length. */
 static size_t
 put_manifest(struct store *st, const char *repo, const char *json,
     const char *tag, struct oci_digest *out)
 {
-	struct oci_manifest m;
-	struct store_manifest sm = { 0 };
-	struct store_ref refs[16];
-	char why[256];
-
-	assert_int_equal(oci_manifest_parse(json, strlen(json), NULL, 0, &m, why,
-	    sizeof(why)), 0);
-	assert_true(m.nrefs <= 16);
-	for (size_t i = 0; i < m.nrefs; i++) {
-		refs[i].kind = m.refs[i].kind;
-		refs[i].digest = m.refs[i].digest;
-		refs[i].size = m.refs[i].size;
-	}
-	oci_digest_sha256(json, strlen(json), &sm.digest);
-	sm.media_type = m.media_type;
-	sm.media_type_len = strlen(m.media_type);
-	sm.data = json;
-	sm.len = strlen(json);
-	sm.refs = refs;
-	sm.nrefs = m.nrefs;
-	sm.artifact_type = m.artifact_type[0] ? m.artifact_type : NULL;
-	sm.artifact_type_len = strlen(m.artifact_type);
-	assert_int_equal(store_manifest_put(st, repo, strlen(repo), &sm, tag,
-	    tag ? strlen(tag) : 0), 0);
-	*out = sm.digest;
-	oci_manifest_free(&m);
+	assert_int_equal(tu_put_manifest(st, repo, json, tag, false, out), 0);
 	return strlen(json);
 }
 

@@ -323,3 +323,49 @@ tu_raw_del(const char *dir, const char *db, const void *key, size_t klen)
 {
 	return tu_raw(dir, db, key, klen, NULL, 0, 2, NULL, NULL);
 }
+
+int
+tu_put_manifest(struct store *st, const char *repo, const char *json,
+    const char *tag, bool require_refs, struct oci_digest *out)
+{
+	struct oci_manifest m;
+	struct store_manifest sm;
+	struct store_ref *refs;
+	char why[256];
+	int rc;
+
+	if (oci_manifest_parse(json, strlen(json), NULL, 0, &m, why,
+	    sizeof(why)) != 0) {
+		fprintf(stderr, "tu_put_manifest: %s\n", why);
+		return STORE_E_INVALID;
+	}
+	refs = calloc(m.nrefs + 1, sizeof(*refs));
+	if (refs == NULL) {
+		oci_manifest_free(&m);
+		return STORE_E_NOMEM;
+	}
+	for (size_t i = 0; i < m.nrefs; i++) {
+		refs[i].kind = m.refs[i].kind;
+		refs[i].digest = m.refs[i].digest;
+		refs[i].size = m.refs[i].size;
+		refs[i].external = m.refs[i].external;
+	}
+	memset(&sm, 0, sizeof(sm));
+	oci_digest_sha256(json, strlen(json), &sm.digest);
+	sm.media_type = m.media_type;
+	sm.media_type_len = strlen(m.media_type);
+	sm.data = json;
+	sm.len = strlen(json);
+	sm.refs = refs;
+	sm.nrefs = m.nrefs;
+	sm.artifact_type = m.artifact_type[0] ? m.artifact_type : NULL;
+	sm.artifact_type_len = strlen(m.artifact_type);
+	sm.require_refs = require_refs;
+	rc = store_manifest_put(st, repo, strlen(repo), &sm, tag,
+	    tag != NULL ? strlen(tag) : 0);
+	if (out != NULL)
+		*out = sm.digest;
+	free(refs);
+	oci_manifest_free(&m);
+	return rc;
+}

@@ -5,6 +5,7 @@
 #ifndef BERTH_TESTUTIL_H
 #define BERTH_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,13 @@ int tu_corrupt_file(const char *dir, const void *needle, size_t nlen, size_t at)
 
 /* Writes a raw meta header with the given version, bypassing the store. */
 int tu_stamp_version(const char *dir, uint32_t version);
+
+/*
+ * Parses json as a manifest and stores it into repo (tagged if tag is not
+ * NULL) with the references the parser found, as berthd's API does.
+ */
+int tu_put_manifest(struct store *st, const char *repo, const char *json,
+    const char *tag, bool require_refs, struct oci_digest *out);
 
 /*
  * Raw record surgery on a closed store: get (malloc'd copy), put, delete
