@@ -110,7 +110,7 @@ chunk_in_map(const struct store *st, const uint8_t *p, size_t n)
  * mapping (the page cache keeps the bytes; readers of an older snapshot
  * fault them back in).
  */
-static void
+void
 chunk_unmap(const struct store *st, const MDB_val *v)
 {
 	const uint8_t *p = v->mv_data;

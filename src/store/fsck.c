@@ -1780,6 +1780,7 @@ struct item {
 	uint64_t set, size, stored;
 	uint32_t nchunks;
 	bool raw_only;          /* upload flagged NOCOMPRESS */
+	uint32_t last_raw;      /* raw length of the chunk just checked */
 	/* findings */
 	const char *id;
 	char why[160];
@@ -1801,58 +1802,55 @@ struct verify {
 struct worker {
 	struct verify *vf;
 	ZSTD_DCtx *dctx;
-	uint8_t *enc, *raw;
-	size_t enccap;
+	uint8_t *raw;           /* a decompressed chunk */
 };
 
-/* Reads one chunk value of set at offset off or the next key after it. */
+/*
+ * Finds the chunk of set at offset off or the next key after it, in a read
+ * transaction left open in *txn (the caller ends it with chunk_done) so
+ * the value is checked and hashed where it lies in the map: no copy.
+ */
 static int
-chunk_next(struct worker *wk, uint64_t set, uint64_t off, bool *found,
-    uint64_t *koff, size_t *vlen)
+chunk_next(struct worker *wk, uint64_t set, uint64_t off, MDB_txn **txn,
+    bool *found, uint64_t *koff, MDB_val *val)
 {
 	struct store *st = wk->vf->f->st;
 	uint8_t key[FORMAT_CHUNK_KEY_BYTES];
-	MDB_txn *txn;
 	MDB_cursor *c;
-	MDB_val k = { sizeof(key), key }, v;
+	MDB_val k = { sizeof(key), key };
 	int rc;
 
 	*found = false;
-	rc = store_rtxn_begin(st, &txn);
+	rc = store_rtxn_begin(st, txn);
 	if (rc != 0)
 		return rc;
-	rc = mdb_cursor_open(txn, st->dbi[DBI_CHUNKS], &c);
+	rc = mdb_cursor_open(*txn, st->dbi[DBI_CHUNKS], &c);
 	if (rc != 0) {
-		store_rtxn_end(txn);
+		store_rtxn_end(*txn);
 		return store_mdb_error(rc, "fsck cursor");
 	}
 	chunk_key(key, set, off);
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(c, &k, val, MDB_SET_RANGE);
+	mdb_cursor_close(c);
 	if (rc == 0 && k.mv_size == FORMAT_CHUNK_KEY_BYTES &&
 	    format_get_be64(k.mv_data) == set) {
 		*found = true;
 		*koff = format_get_be64((const uint8_t *)k.mv_data + 8);
-		*vlen = v.mv_size;
-		if (v.mv_size > wk->enccap) {
-			uint8_t *n = realloc(wk->enc, v.mv_size);
-
-			if (n == NULL)
-				rc = STORE_E_NOMEM;
-			else {
-				wk->enc = n;
-				wk->enccap = v.mv_size;
-			}
-		}
-		if (rc == 0)
-			rc = chunk_fetch(st, &v, wk->enc);
-	} else if (rc == 0 || rc == MDB_NOTFOUND) {
-		rc = 0;
-	} else {
-		rc = store_mdb_error(rc, "fsck chunk");
+	} else if (rc != 0 && rc != MDB_NOTFOUND) {
+		store_rtxn_end(*txn);
+		return store_mdb_error(rc, "fsck chunk");
 	}
-	mdb_cursor_close(c);
+	return 0;
+}
+
+/* Ends chunk_next's transaction and drops the value's pages from the
+ * process (the page cache keeps them). */
+static void
+chunk_done(struct worker *wk, MDB_txn *txn, const MDB_val *val, bool found)
+{
 	store_rtxn_end(txn);
-	return rc;
+	if (found)
+		chunk_unmap(wk->vf->f->st, val);
 }
 
 static void
@@ -1861,6 +1859,51 @@ progress_add(struct verify *vf, uint64_t n)
 	pthread_mutex_lock(&vf->lock);
 	vf->done += n;
 	pthread_mutex_unlock(&vf->lock);
+}
+
+/*
+ * Checks one chunk value (header, checksum, codec, decompression) and
+ * hashes its content. 0 with it->id set on a finding; STORE_E_* if the
+ * check could not run.
+ */
+static int
+chunk_check(struct worker *wk, struct item *it, const MDB_val *v,
+    uint64_t off, SHA256_CTX *sha, uint64_t *stored)
+{
+	const char *bad = it->upload ? "upload-chunks-bad" : "blob-chunks-bad";
+	const char *corrupt = it->upload ? "upload-chunks-bad" : "chunk-corrupt";
+	const uint8_t *enc = v->mv_data, *payload;
+	struct chunk_hdr h;
+
+	if (chunk_verify(enc, v->mv_size, FORMAT_CHUNK_RAW_MAX, &h) != 0 ||
+	    h.raw_len == 0) {
+		it->id = corrupt;
+		snprintf(it->why, sizeof(it->why), "chunk at offset %llu "
+		    "fails its checksum", (unsigned long long)off);
+		return 0;
+	}
+	if (it->raw_only && h.codec != FORMAT_CODEC_RAW) {
+		it->id = bad;
+		snprintf(it->why, sizeof(it->why), "chunk at offset %llu "
+		    "compressed in an upload that stores raw chunks",
+		    (unsigned long long)off);
+		return 0;
+	}
+	payload = enc + FORMAT_CHUNK_HDR_BYTES;
+	if (h.codec != FORMAT_CODEC_RAW) {
+		if (chunk_decode(enc, &h, wk->dctx, wk->raw,
+		    FORMAT_CHUNK_RAW_MAX) != 0) {
+			it->id = corrupt;
+			snprintf(it->why, sizeof(it->why), "chunk at offset %llu "
+			    "does not decompress", (unsigned long long)off);
+			return 0;
+		}
+		payload = wk->raw;
+	}
+	SHA256_Update(sha, payload, h.raw_len);
+	*stored += h.stored_len;
+	it->last_raw = h.raw_len;
+	return 0;
 }
 
 /* 0 with it->id set on a finding; STORE_E_* when reading failed. */
@@ -1872,20 +1915,25 @@ verify_item(struct worker *wk, struct item *it)
 	uint32_t n = 0;
 	SHA256_CTX sha;
 	const char *bad = it->upload ? "upload-chunks-bad" : "blob-chunks-bad";
-	const char *corrupt = it->upload ? "upload-chunks-bad" : "chunk-corrupt";
 	int rc;
 
 	SHA256_Init(&sha);
 	for (;;) {
-		struct chunk_hdr h;
-		const uint8_t *payload;
-		uint64_t koff;
-		size_t vlen;
+		uint64_t koff = 0;
+		MDB_txn *txn;
+		MDB_val val;
 		bool found;
 
-		rc = chunk_next(wk, it->set, off, &found, &koff, &vlen);
+		rc = chunk_next(wk, it->set, off, &txn, &found, &koff, &val);
 		if (rc != 0)
 			return rc;
+		if (found && koff == off && off < it->size)
+			rc = chunk_check(wk, it, &val, off, &sha, &stored);
+		chunk_done(wk, txn, &val, found);
+		if (rc != 0)
+			return rc;
+		if (it->id != NULL)
+			return 0;
 		if (!found || koff != off) {
 			if (off != it->size) {
 				it->id = bad;
@@ -1911,37 +1959,9 @@ verify_item(struct worker *wk, struct item *it)
 			    (unsigned long long)it->size);
 			return 0;
 		}
-		if (chunk_verify(wk->enc, vlen, FORMAT_CHUNK_RAW_MAX, &h) != 0 ||
-		    h.raw_len == 0) {
-			it->id = corrupt;
-			snprintf(it->why, sizeof(it->why), "chunk at offset %llu "
-			    "fails its checksum", (unsigned long long)off);
-			return 0;
-		}
-		if (it->raw_only && h.codec != FORMAT_CODEC_RAW) {
-			it->id = bad;
-			snprintf(it->why, sizeof(it->why), "chunk at offset %llu "
-			    "compressed in an upload that stores raw chunks",
-			    (unsigned long long)off);
-			return 0;
-		}
-		payload = wk->enc + FORMAT_CHUNK_HDR_BYTES;
-		if (h.codec != FORMAT_CODEC_RAW) {
-			if (chunk_decode(wk->enc, &h, wk->dctx, wk->raw,
-			    FORMAT_CHUNK_RAW_MAX) != 0) {
-				it->id = corrupt;
-				snprintf(it->why, sizeof(it->why), "chunk at "
-				    "offset %llu does not decompress",
-				    (unsigned long long)off);
-				return 0;
-			}
-			payload = wk->raw;
-		}
-		SHA256_Update(&sha, payload, h.raw_len);
-		off += h.raw_len;
-		stored += h.stored_len;
+		off += it->last_raw;
 		n++;
-		counted += h.raw_len;
+		counted += it->last_raw;
 		if (counted >= (4u << 20)) {
 			progress_add(wk->vf, counted);
 			counted = 0;
@@ -2097,11 +2117,8 @@ verify_all(struct fsck *f)
 	for (unsigned i = 0; rc == 0 && i < jobs; i++) {
 		wks[i].vf = &vf;
 		wks[i].dctx = ZSTD_createDCtx();
-		wks[i].enccap = FORMAT_CHUNK_RAW_MAX + FORMAT_CHUNK_HDR_BYTES;
-		wks[i].enc = malloc(wks[i].enccap);
 		wks[i].raw = malloc(FORMAT_CHUNK_RAW_MAX);
-		if (wks[i].dctx == NULL || wks[i].enc == NULL ||
-		    wks[i].raw == NULL) {
+		if (wks[i].dctx == NULL || wks[i].raw == NULL) {
 			rc = STORE_E_NOMEM;
 			break;
 		}
@@ -2147,7 +2164,6 @@ verify_all(struct fsck *f)
 		pthread_join(tids[i], NULL);
 	for (unsigned i = 0; wks != NULL && i < jobs; i++) {
 		ZSTD_freeDCtx(wks[i].dctx);
-		free(wks[i].enc);
 		free(wks[i].raw);
 	}
 	free(wks);

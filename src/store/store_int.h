@@ -182,6 +182,10 @@ int chunk_fetch(struct store *st, const MDB_val *v, void *dst);
  */
 void chunk_unmap_all(const struct store *st);
 
+/* Drops the process's mapping of one large value's pages (v found in the
+ * map); smaller values and values outside the map are left alone. */
+void chunk_unmap(const struct store *st, const MDB_val *v);
+
 /*
  * Decodes a verified chunk into out (capacity outcap >= h->raw_len).
  * STORE_E_CORRUPT if the payload does not decode to exactly raw_len bytes.
