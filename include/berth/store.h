@@ -201,6 +201,17 @@ bool store_upload_set_idle_cb(struct store_upload *up, store_done_fn *fn,
     void *arg);
 bool store_upload_busy(struct store_upload *up);
 
+/*
+ * Binds the upload to another repository (validated against the OCI
+ * grammar): the blob a later finish stores is linked to repo instead.
+ * Waits until no operation of the handle is queued. The upload record
+ * keeps the old name until the next flush or finish commits; a crash
+ * before then leaves the upload under the old one. For importers that
+ * learn an archive's image names only after its blobs.
+ */
+int store_upload_set_repo(struct store_upload *up, const char *repo,
+    size_t repolen);
+
 /* The upload id (16 bytes) and repository (not NUL-terminated). */
 const uint8_t *store_upload_id(const struct store_upload *up);
 const char *store_upload_repo(const struct store_upload *up, size_t *len);

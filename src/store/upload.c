@@ -731,6 +731,22 @@ store_upload_busy(struct store_upload *up)
 	return busy;
 }
 
+int
+store_upload_set_repo(struct store_upload *up, const char *repo,
+    size_t repolen)
+{
+	if (!oci_name_valid(repo, repolen) || repolen > sizeof(up->repo))
+		return STORE_E_INVALID;
+	/* The writer thread reads up->repo only while an op is queued. */
+	pthread_mutex_lock(&up->lock);
+	while (up->inflight > 0)
+		pthread_cond_wait(&up->cond, &up->lock);
+	memcpy(up->repo, repo, repolen);
+	up->repolen = repolen;
+	pthread_mutex_unlock(&up->lock);
+	return 0;
+}
+
 const uint8_t *
 store_upload_id(const struct store_upload *up)
 {

@@ -1,8 +1,9 @@
 /*
- * The export's argument grammars: image references (REPO:TAG, REPO@DIGEST,
- * REPO) and platforms (OS/ARCH[/VARIANT] with architecture aliases), and
- * the host platform's mapping. The archive itself is checked by real
- * loaders in tests/integration/test_export.sh.
+ * The archive tools' name grammars: the export's image references
+ * (REPO:TAG, REPO@DIGEST, REPO) and platforms (OS/ARCH[/VARIANT] with
+ * architecture aliases) and the host platform's mapping; the import's
+ * mapping of archive image names to repositories and tags. Archives
+ * themselves are checked by real loaders in tests/integration/.
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "berth/export.h"
+#include "berth/import.h"
 
 #define S(x) x, strlen(x)
 
@@ -119,6 +121,43 @@ test_platform_host(void **state)
 	assert_true(p.arch[0] != '\0');
 }
 
+static void
+test_import_name_map(void **state)
+{
+	static const struct {
+		const char *in, *prefix, *repo, *tag;
+	} ok[] = {
+		{ "docker.io/library/alpine:3", NULL, "library/alpine", "3" },
+		{ "alpine:3", NULL, "alpine", "3" },
+		{ "localhost/app:1", NULL, "app", "1" },
+		{ "127.0.0.1:5443/team/app:v2", NULL, "team/app", "v2" },
+		{ "registry.example.com/team/app", NULL, "team/app", "" },
+		{ "team/app:v1", "mirror", "mirror/team/app", "v1" },
+		{ "localhost:5000/app:Latest_1.0", NULL, "app", "Latest_1.0" },
+	};
+	static const char *const bad[] = {
+		"", "docker.io/", "Team/App:1", "app:-x", "app:",
+		"app/:1", "a//b:1",
+	};
+	struct import_name n;
+	char s[200];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(import_name_map(S(ok[i].in), ok[i].prefix, &n), 0);
+		assert_string_equal(n.repo, ok[i].repo);
+		assert_string_equal(n.tag, ok[i].tag);
+	}
+	/* A digest suffix is dropped: the manifest names itself. */
+	snprintf(s, sizeof(s), "team/app@%s", D);
+	assert_int_equal(import_name_map(S(s), NULL, &n), 0);
+	assert_string_equal(n.repo, "team/app");
+	assert_string_equal(n.tag, "");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(import_name_map(S(bad[i]), NULL, &n),
+		    IMPORT_E_ARCHIVE);
+}
+
 int
 main(void)
 {
@@ -128,6 +167,7 @@ main(void)
 		cmocka_unit_test(test_platform_parse),
 		cmocka_unit_test(test_platform_refused),
 		cmocka_unit_test(test_platform_host),
+		cmocka_unit_test(test_import_name_map),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

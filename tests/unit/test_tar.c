@@ -2,7 +2,10 @@
  * The ustar header encoder and the streaming writer: field layout and
  * checksum, the prefix split of long names, base-256 sizes past 8 GiB,
  * byte-identical output for identical entries, and refusal of names and
- * data that do not fit.
+ * data that do not fit; the reader: round trips with the writer (whole
+ * and in 1-byte reads), pax, GNU long names and ustar prefixes, and
+ * refusal of bad checksums, magic, numbers, pax records, over-long
+ * records and truncated input; tar_path_clean's escapes.
  */
 #include "config.h"
 
@@ -367,6 +370,344 @@ test_writer_sink_failure(void **state)
 	free(m.buf);
 }
 
+
+/* ---- reader ------------------------------------------------------------ */
+
+struct src {
+	const uint8_t *p;
+	size_t len, at, step;
+};
+
+static int
+mem_source(void *arg, void *buf, size_t len, size_t *nread)
+{
+	struct src *s = arg;
+	size_t n = s->len - s->at;
+
+	if (n > len)
+		n = len;
+	if (s->step != 0 && n > s->step)
+		n = s->step;
+	memcpy(buf, s->p + s->at, n);
+	s->at += n;
+	*nread = n;
+	return 0;
+}
+
+/* Reads all of the current entry's data into a new buffer. */
+static int
+read_all(struct tar_reader *r, uint8_t **out, size_t *outlen)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0, n;
+	uint8_t step[333];
+	int rc;
+
+	for (;;) {
+		rc = tar_reader_read(r, step, sizeof(step), &n);
+		if (rc != 0 || n == 0)
+			break;
+		buf = realloc(buf, len + n);
+		assert_non_null(buf);
+		memcpy(buf + len, step, n);
+		len += n;
+	}
+	*out = buf;
+	*outlen = len;
+	return rc;
+}
+
+/* Sets a header block's type and recomputes its checksum. */
+static void
+retype(uint8_t *h, char type)
+{
+	unsigned sum;
+
+	h[156] = (uint8_t)type;
+	sum = checksum_of(h);
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+}
+
+/* Appends one entry of type type with data to m (header then padding). */
+static void
+raw_entry(struct mem *m, const char *name, char type, const void *data,
+    size_t len)
+{
+	struct tar_entry e = file_entry(name, len);
+	uint8_t h[TAR_BLOCK_BYTES], zero[TAR_BLOCK_BYTES] = { 0 };
+
+	assert_int_equal(tar_header_encode(&e, h), 0);
+	retype(h, type);
+	mem_sink(m, h, sizeof(h));
+	if (len > 0)
+		mem_sink(m, data, len);
+	if (len % TAR_BLOCK_BYTES)
+		mem_sink(m, zero, TAR_BLOCK_BYTES - len % TAR_BLOCK_BYTES);
+}
+
+static void
+end_blocks(struct mem *m)
+{
+	uint8_t zero[2 * TAR_BLOCK_BYTES] = { 0 };
+
+	mem_sink(m, zero, sizeof(zero));
+}
+
+static void
+test_reader_round_trip(void **state)
+{
+	struct mem m = { NULL, 0, 0 };
+	struct tar_header h;
+	struct tar_reader r;
+	uint8_t *data;
+	size_t len;
+
+	(void)state;
+	write_sample(&m);
+	/* Whole, and in 1- and 7-byte reads: the same entries. */
+	for (size_t step = 0; step < 8; step += 7) {
+		struct src s = { m.buf, m.len, 0, step ? step : 0 };
+
+		if (step == 7)
+			s.step = 1;
+		tar_reader_init(&r, mem_source, &s);
+		assert_int_equal(tar_reader_next(&r, &h), 0);
+		assert_string_equal(h.name, "blobs/");
+		assert_int_equal(h.type, TAR_TYPE_DIR);
+		assert_int_equal(h.mode, 0755);
+		assert_int_equal(tar_reader_next(&r, &h), 0);
+		assert_string_equal(h.name, "blobs/x");
+		assert_int_equal(h.type, TAR_TYPE_FILE);
+		assert_int_equal(h.size, 700);
+		assert_int_equal(h.offset, 512);
+		assert_int_equal(read_all(&r, &data, &len), 0);
+		assert_int_equal(len, 700);
+		for (size_t i = 0; i < len; i++)
+			assert_int_equal(data[i], (uint8_t)(i * 7));
+		free(data);
+		assert_int_equal(tar_reader_next(&r, &h), 1);
+		assert_int_equal(tar_reader_next(&r, &h), 1);
+		tar_reader_free(&r);
+	}
+	free(m.buf);
+}
+
+static void
+test_reader_long_names(void **state)
+{
+	char longname[300], pax[400];
+	struct mem m = { NULL, 0, 0 };
+	struct tar_writer w;
+	struct tar_header h;
+	struct tar_reader r;
+	struct src s;
+	struct tar_entry e;
+	int n;
+
+	(void)state;
+	/* ustar prefix + name, as the writer splits them. */
+	memset(longname, 'a', sizeof(longname));
+	memcpy(longname + 150, "/", 1);
+	e = file_entry("", 3);
+	e.name = longname;
+	e.namelen = 200;
+	tar_writer_init(&w, mem_sink, &m);
+	assert_int_equal(tar_writer_add(&w, &e, "abc"), 0);
+	/* a pax 'x' record naming the next entry, with its size */
+	memset(longname, 'b', sizeof(longname));
+	longname[299] = '\0';
+	n = snprintf(pax, sizeof(pax), "%d path=%s\n", 309, longname);
+	assert_int_equal(n, 309);
+	n += snprintf(pax + n, sizeof(pax) - (size_t)n, "10 size=5\n");
+	raw_entry(&m, "PaxHeaders/x", 'x', pax, (size_t)n);
+	raw_entry(&m, "short", '0', "hello", 5);
+	/* a GNU 'L' long name */
+	raw_entry(&m, "././@LongLink", 'L', "gnu/long/name\0", 14);
+	raw_entry(&m, "trunc", '0', "", 0);
+	/* a symlink is returned with its type */
+	raw_entry(&m, "link", '2', NULL, 0);
+	end_blocks(&m);
+
+	s = (struct src){ m.buf, m.len, 0, 0 };
+	tar_reader_init(&r, mem_source, &s);
+	assert_int_equal(tar_reader_next(&r, &h), 0);
+	assert_int_equal(h.namelen, 200);
+	assert_int_equal(h.name[150], '/');
+	assert_int_equal(tar_reader_next(&r, &h), 0);
+	assert_int_equal(h.namelen, 299);
+	assert_string_equal(h.name, longname);
+	assert_int_equal(h.size, 5);
+	assert_int_equal(tar_reader_next(&r, &h), 0);
+	assert_string_equal(h.name, "gnu/long/name");
+	assert_int_equal(tar_reader_next(&r, &h), 0);
+	assert_string_equal(h.name, "link");
+	assert_int_equal(h.type, TAR_TYPE_SYMLINK);
+	assert_int_equal(tar_reader_next(&r, &h), 1);
+	tar_reader_free(&r);
+	free(m.buf);
+}
+
+/* Reads entries until one fails; returns that code (1 at the end). */
+static int
+read_until_error(const uint8_t *p, size_t len, struct tar_header *h)
+{
+	struct src s = { p, len, 0, 0 };
+	struct tar_reader r;
+	uint8_t *data;
+	size_t n;
+	int rc;
+
+	tar_reader_init(&r, mem_source, &s);
+	while ((rc = tar_reader_next(&r, h)) == 0) {
+		rc = read_all(&r, &data, &n);
+		free(data);
+		if (rc != 0)
+			break;
+	}
+	tar_reader_free(&r);
+	return rc;
+}
+
+static void
+test_reader_malformed(void **state)
+{
+	struct mem m = { NULL, 0, 0 };
+	struct tar_header h;
+	uint8_t *b;
+
+	(void)state;
+	write_sample(&m);
+	b = malloc(m.len);
+	assert_non_null(b);
+
+	/* A flipped byte breaks the checksum. */
+	memcpy(b, m.buf, m.len);
+	b[512 + 3] ^= 1;
+	assert_int_equal(read_until_error(b, m.len, &h), TAR_E_HEADER);
+	/* No ustar magic (v7): refused. */
+	memcpy(b, m.buf, m.len);
+	memset(b + 257, 0, 8);
+	retype(b, '5');
+	assert_int_equal(read_until_error(b, m.len, &h), TAR_E_HEADER);
+	/* A negative base-256 size. */
+	memcpy(b, m.buf, m.len);
+	memset(b + 512 + 124, 0xff, 12);
+	retype(b + 512, '0');
+	assert_int_equal(read_until_error(b, m.len, &h), TAR_E_HEADER);
+	/* Garbage in an octal field. */
+	memcpy(b, m.buf, m.len);
+	b[512 + 124] = '9';
+	retype(b + 512, '0');
+	assert_int_equal(read_until_error(b, m.len, &h), TAR_E_HEADER);
+	/* Cut inside the data, at an entry boundary, inside a header. */
+	assert_int_equal(read_until_error(m.buf, 1024 + 100, &h),
+	    TAR_E_TRUNCATED);
+	assert_string_equal(h.name, "blobs/x");
+	assert_int_equal(read_until_error(m.buf, 2048, &h), TAR_E_TRUNCATED);
+	assert_int_equal(read_until_error(m.buf, 512 + 200, &h),
+	    TAR_E_TRUNCATED);
+	assert_int_equal(read_until_error(m.buf, 0, &h), TAR_E_TRUNCATED);
+	free(b);
+	free(m.buf);
+}
+
+static void
+test_reader_bad_pax(void **state)
+{
+	static const char *const bad[] = {
+		"8 path=a\n",           /* length one short of the record */
+		"x path=a\n",
+		"10 patha\n\n",         /* no '=' */
+		"11 size=1x\n",
+		"99999999999999999999 path=a\n",
+		"10 =ab\n\n\n",         /* empty key */
+	};
+	char rec[64];
+	struct tar_header h;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mem m = { NULL, 0, 0 };
+
+		raw_entry(&m, "pax", 'x', bad[i], strlen(bad[i]));
+		raw_entry(&m, "f", '0', "", 0);
+		end_blocks(&m);
+		assert_int_equal(read_until_error(m.buf, m.len, &h), TAR_E_PAX);
+		free(m.buf);
+	}
+	/* A NUL inside a pax path is refused. */
+	{
+		struct mem m = { NULL, 0, 0 };
+
+		memcpy(rec, "12 path=a\0b\n", 12);
+		raw_entry(&m, "pax", 'x', rec, 12);
+		raw_entry(&m, "f", '0', "", 0);
+		end_blocks(&m);
+		assert_int_equal(read_until_error(m.buf, m.len, &h), TAR_E_NAME);
+		free(m.buf);
+	}
+	/* Records and names past their limits. */
+	{
+		struct mem m = { NULL, 0, 0 };
+		size_t big = TAR_META_MAX_BYTES + 1;
+		char *p = calloc(1, big);
+
+		assert_non_null(p);
+		raw_entry(&m, "pax", 'x', p, big);
+		end_blocks(&m);
+		assert_int_equal(read_until_error(m.buf, m.len, &h), TAR_E_LIMIT);
+		free(m.buf);
+		free(p);
+	}
+	/* Pax headers only, then the end: truncated. */
+	{
+		struct mem m = { NULL, 0, 0 };
+
+		raw_entry(&m, "pax", 'x', "9 path=a\n", 9);
+		end_blocks(&m);
+		assert_int_equal(read_until_error(m.buf, m.len, &h),
+		    TAR_E_TRUNCATED);
+		free(m.buf);
+	}
+}
+
+static void
+test_path_clean(void **state)
+{
+	static const struct {
+		const char *in, *out;   /* out NULL: refused */
+	} cases[] = {
+		{ "blobs/sha256/ab", "blobs/sha256/ab" },
+		{ "./manifest.json", "manifest.json" },
+		{ "a//b/./c/", "a/b/c" },
+		{ ".", "" },
+		{ "..foo/x..", "..foo/x.." },
+		{ "../x", NULL },
+		{ "a/../b", NULL },
+		{ "a/..", NULL },
+		{ "/etc/passwd", NULL },
+		{ "", NULL },
+	};
+	char out[64];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = tar_path_clean(cases[i].in, strlen(cases[i].in), out,
+		    &n);
+
+		if (cases[i].out == NULL) {
+			assert_int_equal(rc, TAR_E_NAME);
+		} else {
+			assert_int_equal(rc, 0);
+			assert_string_equal(out, cases[i].out);
+			assert_int_equal(n, strlen(cases[i].out));
+		}
+	}
+	assert_int_equal(tar_path_clean("a\0b", 3, out, &n), TAR_E_NAME);
+}
+
 int
 main(void)
 {
@@ -382,6 +723,11 @@ main(void)
 		cmocka_unit_test(test_writer_layout_and_determinism),
 		cmocka_unit_test(test_writer_size_enforced),
 		cmocka_unit_test(test_writer_sink_failure),
+		cmocka_unit_test(test_reader_round_trip),
+		cmocka_unit_test(test_reader_long_names),
+		cmocka_unit_test(test_reader_malformed),
+		cmocka_unit_test(test_reader_bad_pax),
+		cmocka_unit_test(test_path_clean),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
