@@ -23,6 +23,7 @@
 #include <event2/thread.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "berth/gc.h"
 #include "berth/store.h"
 #include "http/server.h"
@@ -54,6 +55,8 @@ struct berthd {
 	const char *cert, *key;
 	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	bool no_tls;
+	const char *htpasswd, *access;  /* authentication, if set */
+	struct api *api_handle;
 	int zstd_level;                 /* 0: the store's default */
 	struct gc_thread gc;
 	struct api_config api;
@@ -78,6 +81,7 @@ usage(FILE *f)
 	    "              [--zstd-level N]\n"
 	    "              [--gc-interval DURATION] [--gc-grace DURATION] "
 	    "[--gc-untagged]\n"
+	    "              [--htpasswd FILE [--access FILE]]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
 	    "  --data DIR            store folder (created if missing)\n"
@@ -99,7 +103,11 @@ usage(FILE *f)
 	    "  --gc-grace D          keep unreferenced data younger than D "
 	    "(default 1h)\n"
 	    "  --gc-untagged         also collect manifests no tag, index or "
-	    "subject keeps\n",
+	    "subject keeps\n"
+	    "  --htpasswd FILE       require users of FILE (htpasswd -B) "
+	    "(docs/AUTH.md)\n"
+	    "  --access FILE         what each user may pull, push, delete "
+	    "(default: all)\n",
 	    BERTHD_LISTEN_DEFAULT,
 	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
 	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
@@ -155,6 +163,10 @@ parse_args(struct berthd *d, int argc, char **argv)
 				return -1;
 			}
 			d->listen[d->nlisten++] = val;
+		} else if (strcmp(o, "--htpasswd") == 0) {
+			d->htpasswd = val;
+		} else if (strcmp(o, "--access") == 0) {
+			d->access = val;
 		} else if (strcmp(o, "--tls-cert") == 0) {
 			d->cert = val;
 		} else if (strcmp(o, "--tls-key") == 0) {
@@ -238,6 +250,10 @@ parse_args(struct berthd *d, int argc, char **argv)
 		    "or --no-tls alone\n");
 		return -1;
 	}
+	if (d->access != NULL && d->htpasswd == NULL) {
+		fprintf(stderr, "berthd: --access needs --htpasswd\n");
+		return -1;
+	}
 	if (d->nlisten == 0)
 		d->listen[d->nlisten++] = BERTHD_LISTEN_DEFAULT;
 	return 0;
@@ -308,6 +324,31 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	evtimer_add(d->drain_timer, &now);
 }
 
+/* Loads the user and access files into the API; false if they are bad. */
+static bool
+auth_reload(struct berthd *d)
+{
+	struct auth *au;
+	char why[512];
+	size_t users, rules;
+
+	if (d->htpasswd == NULL)
+		return true;
+	au = auth_load(d->htpasswd, d->access, why, sizeof(why));
+	if (au == NULL) {
+		log_error("auth: %s", why);
+		return false;
+	}
+	auth_counts(au, &users, &rules);
+	auth_free(api_set_auth(d->api_handle, au));
+	log_info("auth: %zu users from %s, %s", users, d->htpasswd,
+	    d->access != NULL ? "rules from the access file" :
+	    "every user may pull, push and delete");
+	if (d->access != NULL)
+		log_info("auth: %zu rules from %s", rules, d->access);
+	return true;
+}
+
 static void
 hup_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -316,6 +357,8 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	if (!auth_reload(d))
+		log_error("SIGHUP: keeping the old users and access rules");
 	if (d->no_tls)
 		return;
 	ctx = tls_ctx_new(d->cert, d->key);
@@ -447,6 +490,12 @@ main(int argc, char **argv)
 	d.srv = http_server_new(d.base, &d.limits, api_handle, api);
 	if (api == NULL || d.srv == NULL)
 		goto out;
+	d.api_handle = api;
+	if (!auth_reload(&d))
+		goto out;
+	if (d.htpasswd != NULL && d.no_tls)
+		log_warn("auth: passwords cross the network in clear without "
+		    "TLS; use --no-tls only behind a TLS proxy");
 	if (!d.no_tls) {
 		SSL_CTX *ctx;
 
@@ -489,6 +538,8 @@ out:
 	gc_stop(&d.gc);
 	http_server_free(d.srv);
 	store_close(st);
+	if (api != NULL)
+		auth_free(api_set_auth(api, NULL));
 	api_free(api);
 	if (d.base != NULL)
 		event_base_free(d.base);

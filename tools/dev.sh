@@ -17,8 +17,8 @@ top=$(pwd)
 
 # Debian 12 packages: build tools, required libraries, test framework.
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config"
-LIB_PKGS="liblmdb-dev libzstd-dev libssl-dev libevent-dev libjansson-dev libxxhash-dev zlib1g-dev"
-TEST_PKGS="libcmocka-dev lmdb-utils curl openssl ca-certificates skopeo podman buildah docker.io containerd"
+LIB_PKGS="liblmdb-dev libzstd-dev libssl-dev libevent-dev libjansson-dev libxxhash-dev zlib1g-dev libcrypt-dev"
+TEST_PKGS="libcmocka-dev lmdb-utils apache2-utils curl openssl ca-certificates skopeo podman buildah docker.io containerd"
 
 as_root() {
 	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

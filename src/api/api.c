@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "berth/oci.h"
 #include "util/log.h"
 
@@ -83,6 +84,10 @@ struct api {
 	struct session *table[API_UPLOAD_TABLE_SIZE];
 	size_t nsessions;
 	size_t nstreaming;              /* sessions reading a request body */
+	struct auth *auth;              /* NULL: no authentication */
+	/* The request being dispatched (handlers read it synchronously). */
+	const char *user;               /* signed-in user, NULL if anonymous */
+	char user_buf[AUTH_USER_MAX_BYTES + 1];
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -1189,7 +1194,10 @@ h_upload_start(struct api *a, struct http_conn *c, const struct http_request *r,
 		struct store_blob_info info;
 		struct api_async *aa;
 
-		if (store_blob_stat(a->st, from, strlen(from), &d, &info) == 0 &&
+		/* Mounting reads the source: the caller must be able to pull it. */
+		if ((a->auth == NULL || (auth_rights(a->auth, a->user, from,
+		    strlen(from)) & AUTH_PULL)) &&
+		    store_blob_stat(a->st, from, strlen(from), &d, &info) == 0 &&
 		    (aa = async_new(a, upload_start_mounted, us)) != NULL) {
 			us->d = d;
 			if (store_blob_link_async(a->st, rt->name, rt->namelen, &d,
@@ -1678,6 +1686,10 @@ struct list_ctx {
 	json_t *arr;
 	size_t n;
 	char last[OCI_NAME_MAX_BYTES + 1];
+	/* catalog with authentication: only what the caller may pull */
+	const struct auth *auth;
+	const char *user;
+	size_t want;
 };
 
 static int
@@ -1685,6 +1697,12 @@ list_collect(void *arg, const char *name, size_t len)
 {
 	struct list_ctx *lc = arg;
 
+	if (lc->auth != NULL) {
+		if (lc->n >= lc->want)
+			return 1;
+		if (!(auth_rights(lc->auth, lc->user, name, len) & AUTH_PULL))
+			return 0;
+	}
 	json_array_append_new(lc->arr, json_stringn(name, len));
 	if (len < sizeof(lc->last)) {
 		memcpy(lc->last, name, len);
@@ -1742,6 +1760,13 @@ h_list(struct api *a, struct http_conn *c, const struct http_request *r,
 	} else if (rt->kind == R_TAGS) {
 		rc = store_tag_list(a->st, rt->name, rt->namelen,
 		    has_last ? last : NULL, strlen(last), n, list_collect, &lc);
+	} else if (a->auth != NULL) {
+		/* Filtered: walk on past hidden names until the page is full. */
+		lc.auth = a->auth;
+		lc.user = a->user;
+		lc.want = n;
+		rc = store_repo_list(a->st, has_last ? last : NULL, strlen(last),
+		    0, list_collect, &lc);
 	} else {
 		rc = store_repo_list(a->st, has_last ? last : NULL, strlen(last),
 		    n, list_collect, &lc);
@@ -1904,6 +1929,100 @@ method_name(enum http_method m)
 	}
 }
 
+/* 401 with the challenge clients answer with credentials. */
+static void
+reply_unauthorized(struct http_conn *c, const struct http_request *r,
+    const char *message)
+{
+	json_t *doc = json_pack("{s:[{s:s,s:s}]}", "errors", "code",
+	    "UNAUTHORIZED", "message", message);
+	char *body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	json_decref(doc);
+	http_conn_reply(c, 401, "Content-Type: application/json\r\n"
+	    "WWW-Authenticate: Basic realm=\"berth\"\r\n",
+	    body != NULL ? body : "", body != NULL ? strlen(body) : 0,
+	    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+	free(body);
+}
+
+/*
+ * Checks credentials and the route's access; answers 401, 403 or 429 and
+ * returns false when the request may not go on. Sets a->user.
+ */
+static bool
+authorize(struct api *a, struct http_conn *c, const struct http_request *r,
+    const struct route *rt, enum api_access access)
+{
+	const struct http_slice *h = http_request_header(r, "Authorization");
+	unsigned need = 0;
+	int rc;
+
+	a->user = NULL;
+	rc = auth_basic(a->auth, h != NULL ? h->p : NULL, h != NULL ? h->len : 0,
+	    (uint64_t)time(NULL), a->user_buf);
+	if (rc == AUTH_BUSY) {
+		static const char busy[] = "{\"errors\":[{\"code\":"
+		    "\"TOOMANYREQUESTS\",\"message\":\"too many password "
+		    "checks; retry\"}]}";
+
+		http_conn_reply(c, 429, "Content-Type: application/json\r\n"
+		    "Retry-After: 1\r\n", busy, sizeof(busy) - 1,
+		    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+		return false;
+	}
+	if (rc == AUTH_BAD) {
+		reply_unauthorized(c, r, "wrong user name or password");
+		return false;
+	}
+	if (rc == AUTH_OK) {
+		a->user = a->user_buf;
+		http_conn_set_user(c, a->user);
+	}
+	switch (access) {
+	case API_ACCESS_NONE:
+		/* The version check: where clients learn to send credentials. */
+		if (a->user == NULL) {
+			reply_unauthorized(c, r, "authentication required");
+			return false;
+		}
+		return true;
+	case API_ACCESS_CATALOG:
+		if (a->user == NULL && !auth_anonymous_any(a->auth)) {
+			reply_unauthorized(c, r, "authentication required");
+			return false;
+		}
+		return true;        /* the list shows only what may be pulled */
+	case API_ACCESS_PULL:
+		need = AUTH_PULL;
+		break;
+	case API_ACCESS_PUSH:
+		need = AUTH_PUSH;
+		break;
+	case API_ACCESS_DELETE:
+		need = AUTH_DELETE;
+		break;
+	}
+	if ((auth_rights(a->auth, a->user, rt->name, rt->namelen) & need) ==
+	    need)
+		return true;
+	if (a->user == NULL)
+		reply_unauthorized(c, r, "authentication required");
+	else
+		reply_error(c, r, 403, "DENIED", "requested access to the "
+		    "resource is denied", NULL);
+	return false;
+}
+
+struct auth *
+api_set_auth(struct api *a, struct auth *auth)
+{
+	struct auth *old = a->auth;
+
+	a->auth = auth;
+	return old;
+}
+
 void
 api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 {
@@ -1927,7 +2046,12 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 			continue;
 		path_known = true;
 		if (routes[i].method == r->method) {
+			a->user = NULL;
+			if (a->auth != NULL &&
+			    !authorize(a, c, r, &rt, routes[i].access))
+				return;
 			routes[i].fn(a, c, r, &rt);
+			a->user = NULL;
 			return;
 		}
 	}

@@ -43,11 +43,19 @@ struct api_config {
 };
 
 struct api;
+struct auth;
 
 struct api *api_new(struct store *st, struct event_base *base,
     const struct api_config *cfg);
 /* Frees idle upload sessions; call when no request is in flight. */
 void api_free(struct api *a);
+
+/*
+ * Turns authentication on (auth not NULL) or off, and returns the previous
+ * configuration for the caller to free. Requests already past their check
+ * keep the rights they were given.
+ */
+struct auth *api_set_auth(struct api *a, struct auth *auth);
 
 /* The http_handler_fn for berthd's server. */
 void api_handle(void *arg, struct http_conn *c, const struct http_request *r);

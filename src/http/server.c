@@ -34,6 +34,7 @@
 /* Most bytes read or written per socket event (libevent's default: 16 KiB). */
 #define HTTP_IO_SLICE_BYTES ((size_t)256 << 10)
 #define HTTP_PEER_BYTES 64
+#define HTTP_USER_BYTES 65
 #define HTTP_LISTENERS_MAX 16
 #define HTTP_STATUS_LINE_MAX 64
 /*
@@ -71,6 +72,7 @@ struct http_conn {
 	bool keep_alive;
 	bool paused;
 	char peer[HTTP_PEER_BYTES];
+	char user[HTTP_USER_BYTES];     /* signed-in user of this request, or "-" */
 
 	char *head;             /* the current request head, owned */
 	struct http_request req;
@@ -166,6 +168,12 @@ conn_free(struct http_conn *c)
 	free(c);
 }
 
+void
+http_conn_set_user(struct http_conn *c, const char *user)
+{
+	snprintf(c->user, sizeof(c->user), "%s", user);
+}
+
 static void
 access_log(struct http_conn *c)
 {
@@ -177,7 +185,8 @@ access_log(struct http_conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
 	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
-	log_info("access %s %.*s %.*s %d %llu %.1fms", c->peer,
+	log_info("access %s %s %.*s %.*s %d %llu %.1fms", c->peer,
+	    c->user[0] != '\0' ? c->user : "-",
 	    (int)c->req.method_name.len, c->req.method_name.p,
 	    (int)c->req.target.len, c->req.target.p, c->status,
 	    (unsigned long long)c->resp_bytes, ms);
@@ -230,6 +239,7 @@ conn_wait_head(struct http_conn *c)
 	c->paused = false;
 	c->status = 0;
 	c->resp_bytes = 0;
+	c->user[0] = '\0';
 	evtimer_add(c->deadline, &tv);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);

@@ -103,6 +103,9 @@ void http_conn_resume(struct http_conn *c);
  * Answers: status line, Content-Length, the API version header, the
  * caller's header lines (each "Name: value\r\n", may be NULL), then body.
  */
+/* The signed-in user the access log names for the current request. */
+void http_conn_set_user(struct http_conn *c, const char *user);
+
 void http_conn_reply(struct http_conn *c, int status, const char *headers,
     const void *body, size_t len, unsigned flags);
 

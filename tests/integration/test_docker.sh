@@ -42,6 +42,7 @@ docker version >/dev/null 2>&1 || {
 	exit 1
 }
 IMG=$HOSTPORT/dock/app
+HOSTPORT_OLD=$HOSTPORT
 
 mkdir -p "$T/rootfs/etc"
 head -c 2000000 /dev/urandom >"$T/rootfs/etc/data.bin"
@@ -91,5 +92,32 @@ H
 		    $CTR images push --hosts-dir $T/hosts $HOSTPORT/ctr/copy:1 &&
 		    curl -sf --cacert $CA -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
 		        $URL/v2/ctr/copy/manifests/1 | tr -d '\r' | grep -qi 'docker-content-digest: $D2'"
+fi
+# With authentication: the same store served with users (docs/AUTH.md).
+if command -v htpasswd >/dev/null; then
+	htpasswd -cbB -C 5 "$T/htpasswd" alice apple-pie 2>/dev/null
+	berthd_stop
+	berthd_start --htpasswd "$T/htpasswd"
+	IMG=$HOSTPORT/dock/auth
+	docker tag "$HOSTPORT_OLD/dock/app:multi" "$IMG:1" 2>/dev/null ||
+	    docker tag "$(docker images -q | head -n 1)" "$IMG:1"
+	check "docker push without login is refused" sh -c \
+		"! docker push $IMG:1 >$T/noauth.out 2>&1 && grep -qi 'unauthorized\|authentication required\|no basic auth' $T/noauth.out"
+	check "docker login, push, rmi, pull" sh -c \
+		"echo apple-pie | docker login -u alice --password-stdin $HOSTPORT | grep -q 'Login Succeeded' &&
+		 docker push $IMG:1 && docker rmi $IMG:1 && docker pull $IMG:1"
+	docker logout "$HOSTPORT" >/dev/null 2>&1
+	if command -v ctr >/dev/null; then
+		mkdir -p "$T/hosts/$HOSTPORT"
+		cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
+server = "https://$HOSTPORT"
+[host."https://$HOSTPORT"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "$CA"
+H
+		check "ctr pull --user with the password; refused without" sh -c \
+			"$CTR images pull --hosts-dir $T/hosts --user alice:apple-pie $IMG:1 >/dev/null &&
+			 ! $CTR images pull --hosts-dir $T/hosts $IMG:1 >/dev/null 2>&1"
+	fi
 fi
 tap_end
