@@ -59,12 +59,15 @@ count(const struct fsck_report *r)
 	for (size_t i = 0; i < r->nproblems; i++) {
 		const struct fsck_problem *p = &r->problems[i];
 
-		if (p->state == FSCK_REPAIRED)
+		bool fixed = p->state == FSCK_REPAIRED ||
+		    p->state == FSCK_RESOLVED;
+
+		if (fixed)
 			t.repaired++;
 		switch (p->severity) {
 		case FSCK_ERROR:
 			t.errors++;
-			if (p->state != FSCK_REPAIRED)
+			if (!fixed)
 				t.errors_left++;
 			break;
 		case FSCK_WARNING:
@@ -94,6 +97,8 @@ repair_line(const struct fsck_problem *p, bool repair)
 	switch (p->state) {
 	case FSCK_REPAIRED:
 		return "repaired";
+	case FSCK_RESOLVED:
+		return "resolved by the other repairs";
 	case FSCK_SKIPPED:
 		return "not repaired: the store changed meanwhile; run again";
 	case FSCK_FAILED:
@@ -138,6 +143,31 @@ print_text(const char *path, const struct fsck_report *r, bool repair)
 	    t.repaired);
 }
 
+/*
+ * A JSON string of s; bytes that are not UTF-8 (a stored name or media
+ * type quoted in a detail) become \xNN text rather than losing the line.
+ */
+static json_t *
+jstr(const char *s)
+{
+	json_t *j = json_string(s);
+	char *e;
+	size_t n = 0;
+
+	if (j != NULL)
+		return j;
+	e = malloc(4 * strlen(s) + 1);
+	if (e == NULL)
+		return json_string("");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		n += (size_t)(*p < 0x80 ? sprintf(e + n, "%c", *p) :
+		    sprintf(e + n, "\\x%02x", *p));
+	e[n] = '\0';
+	j = json_string(e);
+	free(e);
+	return j != NULL ? j : json_string("");
+}
+
 static int
 print_json(const char *path, const struct fsck_report *r)
 {
@@ -151,17 +181,17 @@ print_json(const char *path, const struct fsck_report *r)
 		json_t *imgs = json_array();
 
 		for (size_t j = 0; imgs != NULL && j < p->nimages; j++)
-			json_array_append_new(imgs, json_string(p->images[j]));
-		json_array_append_new(probs, json_pack("{s:s,s:s,s:s,s:s,s:o,"
+			json_array_append_new(imgs, jstr(p->images[j]));
+		json_array_append_new(probs, json_pack("{s:s,s:s,s:o,s:o,s:o,"
 		    "s:o,s:s}", "id", p->id, "severity",
-		    fsck_severity_name(p->severity), "object", p->object,
-		    "detail", p->detail, "images", imgs != NULL ? imgs :
+		    fsck_severity_name(p->severity), "object", jstr(p->object),
+		    "detail", jstr(p->detail), "images", imgs != NULL ? imgs :
 		    json_array(), "repair", p->action != NULL ?
 		    json_string(p->action) : json_null(), "state",
 		    fsck_state_name(p->state)));
 	}
-	doc = json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f},s:o,"
-	    "s:{s:i,s:i,s:i,s:i,s:i},s:i}", "store", path,
+	doc = json_pack("{s:o,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f},s:o,"
+	    "s:{s:i,s:i,s:i,s:i,s:i},s:i}", "store", jstr(path),
 	    "checked", "blobs", (json_int_t)r->blobs,
 	    "chunks", (json_int_t)r->chunks, "uploads", (json_int_t)r->uploads,
 	    "manifests", (json_int_t)r->manifests, "tags", (json_int_t)r->tags,
@@ -258,6 +288,8 @@ main(int argc, char **argv)
 	}
 	if (repair) {
 		rc = store_fsck_repair(st, &rep);
+		if (rc == 0)
+			rc = store_fsck_recheck(st, &fo, &rep);
 		if (rc != 0) {
 			fprintf(stderr, "berth-fsck: %s: repair failed: %s\n",
 			    so.path, store_strerror(rc));

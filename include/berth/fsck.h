@@ -30,6 +30,7 @@ enum fsck_state {
 	FSCK_REPAIRED,
 	FSCK_SKIPPED,   /* the store changed since the check: run again */
 	FSCK_FAILED,    /* the repair's write failed; see detail */
+	FSCK_RESOLVED,  /* skipped, but gone when checked again after repair */
 };
 
 struct fsck_fix;
@@ -75,6 +76,14 @@ int store_fsck(struct store *st, const struct fsck_options *o,
  * store could not be written at all.
  */
 int store_fsck_repair(struct store *st, struct fsck_report *r);
+
+/*
+ * After a repair that skipped fixes (the store changed, often through an
+ * earlier fix of the same run): checks the store again and marks each
+ * skipped problem that is no longer found FSCK_RESOLVED.
+ */
+int store_fsck_recheck(struct store *st, const struct fsck_options *o,
+    struct fsck_report *r);
 
 void fsck_report_free(struct fsck_report *r);
 

@@ -422,8 +422,9 @@ int store_refs_list(struct store *st, const struct oci_digest *d,
 
 /*
  * Writes a consistent copy of the store (one read snapshot; writers go on)
- * into the folder dest, which must not exist: the copy is made in a
- * temporary folder beside it, forced to disk and renamed into place.
+ * into the folder dest, which must not exist: dest is claimed as an empty
+ * folder, the copy is made in a temporary folder beside it, forced to disk
+ * and renamed over the empty one. On failure both are removed.
  * compact leaves out free pages (LMDB's MDB_CP_COMPACT). The copy is a
  * store berthd and the tools open as is. progress, if not NULL, is called
  * about 5 times a second with the bytes written so far.

@@ -1,9 +1,10 @@
 /*
  * Hot backup: LMDB's environment copy reads one snapshot through a read
  * transaction, so berthd keeps serving and writing while it runs and the
- * copy is a consistent store. It is written into a temporary folder beside
- * the destination, forced to disk, then renamed into place, so DEST either
- * does not exist or holds a complete copy.
+ * copy is a consistent store. DEST is first made as an empty folder (so
+ * nothing existing is overwritten), the copy is written into a temporary
+ * folder beside it, forced to disk, then renamed over the empty DEST: DEST
+ * never holds a partial store.
  */
 #include "config.h"
 
@@ -76,31 +77,45 @@ store_backup(struct store *st, const char *dest, bool compact,
     store_progress_fn *progress, void *arg)
 {
 	struct copy_job j = { .env = st->env, .flags = compact ? MDB_CP_COMPACT : 0 };
-	char tmp[PATH_MAX], file[PATH_MAX + 16], parent[PATH_MAX];
+	char tmp[PATH_MAX], file[PATH_MAX + 16], parent[PATH_MAX],
+	    dst[PATH_MAX];
 	struct store_stats s;
 	struct stat sb;
 	pthread_t t;
 	char *slash;
+	size_t n;
 	int rc;
 
 	if (dest == NULL || *dest == '\0')
 		return STORE_E_INVALID;
-	if (lstat(dest, &sb) == 0 || errno != ENOENT) {
-		log_error("backup: %s already exists", dest);
-		return STORE_E_INVALID;
-	}
 	/* Room for "/data.mdb" after the temporary name. */
-	if (strlen(dest) + 32 >= sizeof(tmp))
+	n = strlen(dest);
+	if (n + 32 >= sizeof(tmp))
 		return STORE_E_INVALID;
-	snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", dest);
-	snprintf(parent, sizeof(parent), "%s", dest);
+	memcpy(dst, dest, n + 1);
+	while (n > 1 && dst[n - 1] == '/')
+		dst[--n] = '\0';
 	rc = store_stats_get(st, &s);
 	if (rc != 0)
 		return rc;
+	/*
+	 * DEST is claimed first, as an empty folder (which is not a store):
+	 * if it exists, or someone else takes it, nothing is overwritten.
+	 * The finished copy is then renamed over this empty folder.
+	 */
+	if (mkdir(dst, 0700) != 0) {
+		log_error("backup: %s: %s", dst, errno == EEXIST ?
+		    "already exists" : strerror(errno));
+		return errno == EEXIST ? STORE_E_INVALID : STORE_E_IO;
+	}
+	snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", dst);
+	snprintf(parent, sizeof(parent), "%s", dst);
 	if (mkdtemp(tmp) == NULL) {
-		log_error("backup: cannot create a folder beside %s: %s", dest,
+		log_error("backup: cannot create a folder beside %s: %s", dst,
 		    strerror(errno));
-		return errno == ENOSPC ? STORE_E_NOSPC : STORE_E_IO;
+		rc = errno == ENOSPC ? STORE_E_NOSPC : STORE_E_IO;
+		(void)rmdir(dst);
+		return rc;
 	}
 	snprintf(file, sizeof(file), "%s/data.mdb", tmp);
 	j.dir = tmp;
@@ -141,8 +156,8 @@ store_backup(struct store *st, const char *dest, bool compact,
 		rc = errno == ENOSPC ? STORE_E_NOSPC : STORE_E_IO;
 		goto fail;
 	}
-	if (rename(tmp, dest) != 0) {
-		log_error("backup: rename to %s: %s", dest, strerror(errno));
+	if (rename(tmp, dst) != 0) {
+		log_error("backup: rename to %s: %s", dst, strerror(errno));
 		rc = STORE_E_IO;
 		goto fail;
 	}
@@ -155,7 +170,7 @@ store_backup(struct store *st, const char *dest, bool compact,
 		snprintf(parent, sizeof(parent), ".");
 	(void)fsync_path(parent, true);
 	if (progress != NULL) {
-		snprintf(file, sizeof(file), "%s/data.mdb", dest);
+		snprintf(file, sizeof(file), "%s/data.mdb", dst);
 		if (stat(file, &sb) == 0)
 			progress(arg, (uint64_t)sb.st_size, (uint64_t)sb.st_size);
 	}
@@ -164,6 +179,7 @@ store_backup(struct store *st, const char *dest, bool compact,
 	return 0;
 fail:
 	remove_tmp(tmp);
+	(void)rmdir(dst);       /* our empty claim, unless the copy got there */
 	pthread_mutex_destroy(&j.lock);
 	pthread_cond_destroy(&j.cond);
 	return rc;

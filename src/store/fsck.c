@@ -143,14 +143,6 @@ kvs_find(const struct kvs *s, const uint8_t *k, size_t kl)
 	return NULL;
 }
 
-static bool
-kvs_has_prefix(const struct kvs *s, const uint8_t *p, size_t pl)
-{
-	size_t i = kvs_lower(s, p, pl);
-
-	return i < s->n && s->v[i].kl >= pl && memcmp(s->v[i].k, p, pl) == 0;
-}
-
 /* ---- what pass 1 collects ---------------------------------------------- */
 
 struct fblob {
@@ -178,6 +170,7 @@ struct fman {
 	char media_type[FORMAT_MEDIA_TYPE_MAX_BYTES + 1];
 	struct oci_manifest m;  /* when parsed */
 	char *why;              /* why it is not sound, or does not parse */
+	bool linked;            /* some links record (R, m, this) exists */
 };
 
 /* A reference of a parsed manifest, reversed: who names target. */
@@ -208,7 +201,6 @@ enum fix_guard {
 	GUARD_NONE,
 	GUARD_EXISTS,           /* gkey is present in gdbi */
 	GUARD_ABSENT,           /* gkey is absent from gdbi */
-	GUARD_NO_PREFIX,        /* no key of gdbi starts with gkey */
 };
 
 struct fsck_fix {
@@ -237,6 +229,7 @@ struct fsck {
 
 	bool have_next_set;
 	uint64_t next_set;
+	size_t next_set_bad;    /* length of a malformed value, else 0 */
 
 	struct fblob *blobs;
 	size_t nblobs, cblobs;
@@ -517,6 +510,8 @@ linked(struct fsck *f, const char *repo, size_t rl, uint8_t kind,
 {
 	uint8_t k[STORE_KEY_MAX_BYTES];
 
+	if (rl > FORMAT_REPO_MAX_BYTES)
+		return false;   /* no valid link has such a name */
 	return kvs_find(&f->links, k, mk_link(k, repo, rl, kind, dk)) != NULL;
 }
 
@@ -653,6 +648,8 @@ images_of(struct fsck *f, const uint8_t *dk, bool is_manifest,
 			size_t rl = f->rlinks.v[j].kl - sizeof(pre);
 			bool tagged = false, parent = false;
 
+			if (!oci_name_valid(repo, rl))
+				continue;       /* reported as link-record-bad */
 			if (only_repo != NULL && (rl != only_rl ||
 			    memcmp(repo, only_repo, rl) != 0))
 				continue;
@@ -749,12 +746,10 @@ scan_meta(struct fsck *f, const MDB_val *k, const MDB_val *v)
 		if (v->mv_size == 8) {
 			f->have_next_set = true;
 			f->next_set = format_get_le64(v->mv_data);
-			return 0;
+		} else {
+			f->next_set_bad = v->mv_size;   /* check_sets reports */
 		}
-		p = problem(f, "next-set-bad", FSCK_ERROR,
-		    fmt("meta next-set"), fmt("value of %zu bytes, not 8",
-		    v->mv_size));
-		return p == NULL ? STORE_E_NOMEM : 0;
+		return 0;
 	}
 	printable(k->mv_data, k->mv_size, name, sizeof(name));
 	p = problem(f, "meta-unknown-key", FSCK_ERROR, fmt("meta %s", name),
@@ -777,7 +772,8 @@ scan_blob(struct fsck *f, const MDB_val *k, const MDB_val *v)
 	b = &f->blobs[f->nblobs];
 	memset(b, 0, sizeof(*b));
 	if (k->mv_size == FORMAT_DIGEST_KEY_BYTES && dkey_ok(k->mv_data) &&
-	    record_blob_decode(v->mv_data, v->mv_size, &b->info, &b->set) == 0) {
+	    record_blob_decode(v->mv_data, v->mv_size, &b->info, &b->set) == 0 &&
+	    (b->set != 0 || b->info.nchunks == 0)) {    /* F4: no set 0 */
 		memcpy(b->key, k->mv_data, FORMAT_DIGEST_KEY_BYTES);
 		(void)digest_from_key(b->key, sizeof(b->key), &b->info.digest);
 		b->quarantine = (b->info.flags & FORMAT_BLOB_F_QUARANTINE) != 0;
@@ -813,7 +809,6 @@ scan_sets(struct fsck *f, MDB_txn *txn)
 		uint64_t set;
 		void *np;
 
-		f->r->chunks++;
 		if (k.mv_size != FORMAT_CHUNK_KEY_BYTES) {
 			char ks[128];
 			struct fsck_problem *p;
@@ -868,7 +863,11 @@ scan_upload(struct fsck *f, const MDB_val *k, const MDB_val *v)
 	u->vlen = v->mv_size;
 	if (k->mv_size == FORMAT_UPLOAD_ID_BYTES &&
 	    record_upload_decode(u->val, u->vlen, &u->rec) == 0 &&
-	    oci_name_valid(u->rec.repo, u->rec.repolen)) {
+	    oci_name_valid(u->rec.repo, u->rec.repolen) && u->rec.set != 0 &&
+	    /* U4: NOCOMPRESS and any byte imply the decision was made */
+	    ((u->rec.flags & FORMAT_UPLOAD_F_SNIFFED) ||
+	    (!(u->rec.flags & FORMAT_UPLOAD_F_NOCOMPRESS) &&
+	    u->rec.offset == 0))) {
 		memcpy(u->id, k->mv_data, sizeof(u->id));
 		f->nuploads++;
 		return 0;
@@ -885,7 +884,7 @@ scan_upload(struct fsck *f, const MDB_val *k, const MDB_val *v)
 }
 
 /* Decodes, verifies and parses one manifest record. */
-static void
+static int
 man_check(struct fman *m, const MDB_val *v, ZSTD_DCtx *dctx,
     char *why, size_t whysize)
 {
@@ -896,20 +895,18 @@ man_check(struct fman *m, const MDB_val *v, ZSTD_DCtx *dctx,
 
 	if (record_manifest_decode(v->mv_data, v->mv_size, &mr) != 0) {
 		snprintf(why, whysize, "record does not decode");
-		return;
+		return 0;
 	}
 	memcpy(m->media_type, mr.media_type, mr.media_type_len);
 	m->media_type[mr.media_type_len] = '\0';
 	if (chunk_verify(mr.chunk, mr.chunk_len, FORMAT_CHUNK_RAW_LIMIT,
 	    &h) != 0 || h.raw_len == 0) {
 		snprintf(why, whysize, "stored bytes fail their checksum");
-		return;
+		return 0;
 	}
 	raw = malloc(h.raw_len);
-	if (raw == NULL) {
-		snprintf(why, whysize, "out of memory");
-		return;
-	}
+	if (raw == NULL)
+		return STORE_E_NOMEM;   /* not the manifest's fault */
 	if (chunk_decode(mr.chunk, &h, dctx, raw, h.raw_len) != 0) {
 		snprintf(why, whysize, "stored bytes do not decompress");
 		goto out;
@@ -926,6 +923,7 @@ man_check(struct fman *m, const MDB_val *v, ZSTD_DCtx *dctx,
 	    strlen(m->media_type), &m->m, why, whysize) == 0;
 out:
 	free(raw);
+	return 0;
 }
 
 static int
@@ -952,7 +950,8 @@ scan_man(struct fsck *f, const MDB_val *k, const MDB_val *v)
 	}
 	memcpy(m->key, k->mv_data, sizeof(m->key));
 	f->nmans++;
-	man_check(m, v, f->dctx, why, sizeof(why));
+	if (man_check(m, v, f->dctx, why, sizeof(why)) != 0)
+		return STORE_E_NOMEM;
 	if (!m->sound) {
 		m->val = malloc(v->mv_size + 1);
 		if (m->val == NULL)
@@ -1150,12 +1149,14 @@ check_sets(struct fsck *f)
 		x->set = s;
 	}
 	free(o);
-	if ((f->have_next_set && f->next_set <= max) ||
+	if ((f->have_next_set && f->next_set <= max) || f->next_set_bad > 0 ||
 	    (!f->have_next_set && max > 0)) {
 		struct fsck_problem *p;
 		struct fsck_fix *x;
 
 		p = problem(f, "next-set-bad", FSCK_ERROR, fmt("meta next-set"),
+		    f->next_set_bad > 0 ? fmt("value of %zu bytes, not 8",
+		    f->next_set_bad) :
 		    f->have_next_set ? fmt("%llu is not above set %llu in use",
 		    (unsigned long long)f->next_set, (unsigned long long)max) :
 		    fmt("missing, and set %llu is in use",
@@ -1241,7 +1242,9 @@ check_links(struct fsck *f)
 				return STORE_E_NOMEM;
 			fix_repo(x, repo, rl);
 			(void)digest_from_key(dk, FORMAT_DIGEST_KEY_BYTES, &x->d);
-		} else if (kind == FORMAT_LINK_MANIFEST && man_find(f, dk) == NULL) {
+		} else if (kind == FORMAT_LINK_MANIFEST && man_find(f, dk) != NULL) {
+			man_find(f, dk)->linked = true;
+		} else if (kind == FORMAT_LINK_MANIFEST) {
 			p = problem(f, "link-manifest-missing", FSCK_ERROR,
 			    fmt("manifest link %.*s -> %s", (int)rl, repo, ds),
 			    fmt("the manifest is not stored"));
@@ -1302,7 +1305,9 @@ check_tags(struct fsck *f)
 		struct oci_digest d;
 		uint64_t upd;
 		char ds[OCI_DIGEST_STR_BYTES], ks[160];
+		uint8_t lk[STORE_KEY_MAX_BYTES];
 		struct fsck_problem *p;
+		struct fsck_fix *x;
 
 		printable(e->k, e->kl, ks, sizeof(ks));
 		if (rl < 0 || !oci_tag_valid((const char *)e->k + rl + 1,
@@ -1324,8 +1329,11 @@ check_tags(struct fsck *f)
 		    fmt("tag %.*s:%.*s", (int)rl, (const char *)e->k,
 		    (int)(e->kl - (size_t)rl - 1), (const char *)e->k + rl + 1),
 		    fmt("names %s, which the repository does not hold", ds));
-		fix_key(fix_new(p, FIX_DEL_IF_SAME, "tag deleted (push the image "
-		    "again to restore it)"), DBI_TAGS, e->k, e->kl, e->v, e->vl);
+		x = fix_new(p, FIX_DEL_IF_SAME, "tag deleted (push the image "
+		    "again to restore it)");
+		fix_key(x, DBI_TAGS, e->k, e->kl, e->v, e->vl);
+		fix_guard(x, GUARD_ABSENT, DBI_LINKS, lk, mk_link(lk,
+		    (const char *)e->k, (size_t)rl, FORMAT_LINK_MANIFEST, e->v));
 		if (p == NULL)
 			return STORE_E_NOMEM;
 		image_add(p, fmt("%.*s:%.*s", (int)rl, (const char *)e->k,
@@ -1388,14 +1396,13 @@ check_manifests(struct fsck *f)
 		dkey_str(m->key, ds);
 		pre[0] = FORMAT_LINK_MANIFEST;
 		memcpy(pre + 1, m->key, FORMAT_DIGEST_KEY_BYTES);
-		if (!kvs_has_prefix(&f->rlinks, pre, sizeof(pre))) {
+		if (!m->linked) {
 			p = problem(f, "manifest-unlinked", FSCK_ERROR,
 			    fmt("manifest %s", ds),
 			    fmt("no repository links it"));
+			/* The drop itself re-checks links and mirrors. */
 			x = fix_new(p, FIX_DROP_MANIFEST, "record and its refs "
 			    "deleted");
-			fix_guard(x, GUARD_NO_PREFIX, DBI_RLINKS, pre,
-			    sizeof(pre));
 			if (x == NULL)
 				return STORE_E_NOMEM;
 			(void)digest_from_key(m->key, sizeof(m->key), &x->d);
@@ -1680,10 +1687,17 @@ check_referrers(struct fsck *f)
 				fix_key(fix_new(p, FIX_DEL, "deleted"),
 				    DBI_REFERRERS, have->k, have->kl, NULL, 0);
 			} else {
+				const uint8_t *rk = have->k + rl + 1 +
+				    FORMAT_DIGEST_KEY_BYTES;
 				size_t lkl = mk_link(lk, (const char *)have->k,
-				    (size_t)rl, FORMAT_LINK_MANIFEST,
-				    have->k + rl + 1 + FORMAT_DIGEST_KEY_BYTES);
+				    (size_t)rl, FORMAT_LINK_MANIFEST, rk);
 				bool l = kvs_find(&f->links, lk, lkl) != NULL;
+				struct fman *rm = man_find(f, rk);
+
+				/* An unreadable referrer: reported on its own,
+				 * and what it names cannot be known. */
+				if (l && rm != NULL && !rm->parsed)
+					continue;
 
 				p = problem(f, "referrers-mismatch", FSCK_ERROR,
 				    referrer_name(have->k, have->kl, (size_t)rl),
@@ -1795,6 +1809,7 @@ struct verify {
 	pthread_cond_t cond;
 	size_t next;            /* under lock */
 	uint64_t done;          /* bytes; under lock */
+	uint64_t chunks;        /* read; under lock */
 	unsigned running;       /* under lock */
 	int rc;                 /* first operational error; under lock */
 };
@@ -1854,10 +1869,11 @@ chunk_done(struct worker *wk, MDB_txn *txn, const MDB_val *val, bool found)
 }
 
 static void
-progress_add(struct verify *vf, uint64_t n)
+progress_add(struct verify *vf, uint64_t n, uint64_t chunks)
 {
 	pthread_mutex_lock(&vf->lock);
 	vf->done += n;
+	vf->chunks += chunks;
 	pthread_mutex_unlock(&vf->lock);
 }
 
@@ -1912,7 +1928,7 @@ verify_item(struct worker *wk, struct item *it)
 {
 	struct fsck *f = wk->vf->f;
 	uint64_t off = 0, stored = 0, counted = 0;
-	uint32_t n = 0;
+	uint32_t n = 0, nreported = 0;
 	SHA256_CTX sha;
 	const char *bad = it->upload ? "upload-chunks-bad" : "blob-chunks-bad";
 	int rc;
@@ -1963,11 +1979,12 @@ verify_item(struct worker *wk, struct item *it)
 		n++;
 		counted += it->last_raw;
 		if (counted >= (4u << 20)) {
-			progress_add(wk->vf, counted);
+			progress_add(wk->vf, counted, n - nreported);
+			nreported = n;
 			counted = 0;
 		}
 	}
-	progress_add(wk->vf, counted);
+	progress_add(wk->vf, counted, n - nreported);
 	if (n != it->nchunks || stored != it->stored) {
 		it->id = bad;
 		snprintf(it->why, sizeof(it->why), "%u chunks of %llu stored "
@@ -2034,16 +2051,22 @@ worker_main(void *arg)
 	return NULL;
 }
 
-/* Whether the record that owned it->set at the snapshot still does. */
-static bool
+/*
+ * Whether the record that owned it->set at the snapshot still does: 1 yes,
+ * 0 no, or STORE_E_* when it cannot be told (an operational error, not a
+ * finding).
+ */
+static int
 item_current(struct fsck *f, const struct item *it)
 {
 	MDB_txn *txn;
 	MDB_val k, v;
 	bool same = false;
+	int rc;
 
-	if (store_rtxn_begin(f->st, &txn) != 0)
-		return true;    /* cannot tell: keep the finding */
+	rc = store_rtxn_begin(f->st, &txn);
+	if (rc != 0)
+		return rc;
 	if (it->upload) {
 		struct fupload *u = &f->uploads[it->idx];
 
@@ -2059,7 +2082,7 @@ item_current(struct fsck *f, const struct item *it)
 		    &info, &set) == 0 && set == it->set;
 	}
 	store_rtxn_end(txn);
-	return same;
+	return same ? 1 : 0;
 }
 
 static unsigned
@@ -2157,6 +2180,7 @@ verify_all(struct fsck *f)
 	}
 	rc = vf.rc;
 	f->r->bytes_hashed = vf.done;
+	f->r->chunks = vf.chunks;
 	pthread_mutex_unlock(&vf.lock);
 	if (f->o->progress != NULL)
 		f->o->progress(f->o->progress_arg, vf.done, vf.total);
@@ -2177,8 +2201,15 @@ verify_all(struct fsck *f)
 		struct fsck_fix *x;
 		char ds[OCI_DIGEST_STR_BYTES];
 
-		if (it->id == NULL || !item_current(f, it))
+		if (it->id == NULL)
 			continue;
+		rc = item_current(f, it);
+		if (rc <= 0) {
+			if (rc == 0)
+				continue;       /* changed meanwhile: not damage */
+			break;
+		}
+		rc = 0;
 		if (it->upload) {
 			struct fupload *u = &f->uploads[it->idx];
 			char id[2 * FORMAT_UPLOAD_ID_BYTES + 1];
@@ -2306,7 +2337,6 @@ static int
 guard_holds(struct store_wtxn *w, const struct fsck_fix *x)
 {
 	MDB_val k = { x->gklen, (void *)x->gkey }, v;
-	MDB_cursor *c;
 	int rc;
 
 	switch (x->guard) {
@@ -2318,18 +2348,6 @@ guard_holds(struct store_wtxn *w, const struct fsck_fix *x)
 		if (rc != 0 && rc != MDB_NOTFOUND)
 			return store_mdb_error(rc, "fsck guard");
 		return (rc == 0) == (x->guard == GUARD_EXISTS);
-	case GUARD_NO_PREFIX:
-		rc = mdb_cursor_open(w->txn, w->st->dbi[x->gdbi], &c);
-		if (rc != 0)
-			return store_mdb_error(rc, "fsck guard");
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			return 1;
-		if (rc != 0)
-			return store_mdb_error(rc, "fsck guard");
-		return !(k.mv_size >= x->gklen &&
-		    memcmp(k.mv_data, x->gkey, x->gklen) == 0);
 	}
 	return 0;
 }
@@ -2524,6 +2542,11 @@ fix_apply(struct store_wtxn *w, struct store_op *op)
 		}
 		return rc;
 	case FIX_DROP_MANIFEST:
+		rc = manifest_linked_anywhere(w, &x->d);
+		if (rc != 0) {
+			fo->stale = rc > 0;
+			return rc > 0 ? 0 : rc;
+		}
 		return manifest_drop(w, &x->d);
 	case FIX_REMOVE_MANIFEST:
 		rc = value_same(w, x);
@@ -2590,6 +2613,37 @@ store_fsck_repair(struct store *st, struct fsck_report *r)
 	return 0;
 }
 
+int
+store_fsck_recheck(struct store *st, const struct fsck_options *o,
+    struct fsck_report *r)
+{
+	struct fsck_report again;
+	bool any = false;
+	int rc;
+
+	for (size_t i = 0; i < r->nproblems; i++)
+		any = any || r->problems[i].state == FSCK_SKIPPED;
+	if (!any)
+		return 0;
+	rc = store_fsck(st, o, &again);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < r->nproblems; i++) {
+		struct fsck_problem *p = &r->problems[i];
+		bool still = false;
+
+		if (p->state != FSCK_SKIPPED)
+			continue;
+		for (size_t j = 0; j < again.nproblems && !still; j++)
+			still = strcmp(again.problems[j].id, p->id) == 0 &&
+			    strcmp(again.problems[j].object, p->object) == 0;
+		if (!still)
+			p->state = FSCK_RESOLVED;
+	}
+	fsck_report_free(&again);
+	return 0;
+}
+
 void
 fsck_report_free(struct fsck_report *r)
 {
@@ -2635,6 +2689,8 @@ fsck_state_name(enum fsck_state s)
 		return "skipped";
 	case FSCK_FAILED:
 		return "failed";
+	case FSCK_RESOLVED:
+		return "resolved";
 	}
 	return "?";
 }

@@ -66,19 +66,22 @@ struct gc {
 	size_t ntags, ctags;
 };
 
-static void *
-grow(void *p, size_t *cap, size_t n, size_t size)
+/* Makes room for one more element; false (p unchanged) without memory. */
+static bool
+grow(void **p, size_t *cap, size_t n, size_t size)
 {
 	void *np;
 	size_t c;
 
 	if (n < *cap)
-		return p;
+		return true;
 	c = *cap ? *cap * 2 : 256;
-	np = realloc(p, c * size);
-	if (np != NULL)
-		*cap = c;
-	return np;
+	np = realloc(*p, c * size);
+	if (np == NULL)
+		return false;
+	*p = np;
+	*cap = c;
+	return true;
 }
 
 static void
@@ -150,10 +153,9 @@ take_link(struct gc *g, const MDB_val *k, const MDB_val *v)
 		return 0;       /* malformed: berth-fsck's business */
 	rl = k->mv_size - 2 - FORMAT_DIGEST_KEY_BYTES;
 	if (p[rl] != 0 || p[rl + 1] != FORMAT_LINK_MANIFEST ||
-	    rl > FORMAT_REPO_MAX_BYTES)
-		return 0;
-	g->ml = grow(g->ml, &g->cml, g->nml, sizeof(*g->ml));
-	if (g->ml == NULL)
+	    !oci_name_valid((const char *)p, rl))
+		return 0;       /* malformed: berth-fsck's business */
+	if (!grow((void **)&g->ml, &g->cml, g->nml, sizeof(*g->ml)))
 		return STORE_E_NOMEM;
 	m = &g->ml[g->nml++];
 	memset(m, 0, sizeof(*m));
@@ -171,10 +173,9 @@ take_tag(struct gc *g, const MDB_val *k, const MDB_val *v)
 	struct mlink *t;
 
 	if (z == NULL || v->mv_size != FORMAT_TAG_BYTES ||
-	    (size_t)(z - p) > FORMAT_REPO_MAX_BYTES)
+	    !oci_name_valid((const char *)p, (size_t)(z - p)))
 		return 0;
-	g->tags = grow(g->tags, &g->ctags, g->ntags, sizeof(*g->tags));
-	if (g->tags == NULL)
+	if (!grow((void **)&g->tags, &g->ctags, g->ntags, sizeof(*g->tags)))
 		return STORE_E_NOMEM;
 	t = &g->tags[g->ntags++];
 	memset(t, 0, sizeof(*t));
@@ -193,8 +194,7 @@ take_ref(struct gc *g, const MDB_val *k, const MDB_val *v)
 	(void)v;
 	if (k->mv_size != FORMAT_REF_KEY_BYTES)
 		return 0;
-	g->refs = grow(g->refs, &g->crefs, g->nrefs, sizeof(*g->refs));
-	if (g->refs == NULL)
+	if (!grow((void **)&g->refs, &g->crefs, g->nrefs, sizeof(*g->refs)))
 		return STORE_E_NOMEM;
 	r = &g->refs[g->nrefs++];
 	memcpy(r->src, p, FORMAT_DIGEST_KEY_BYTES);
@@ -213,8 +213,7 @@ take_blob(struct gc *g, const MDB_val *k, const MDB_val *v)
 	if (k->mv_size != FORMAT_DIGEST_KEY_BYTES ||
 	    record_blob_decode(v->mv_data, v->mv_size, &info, &set) != 0)
 		return 0;
-	g->blobs = grow(g->blobs, &g->cblobs, g->nblobs, sizeof(*g->blobs));
-	if (g->blobs == NULL)
+	if (!grow((void **)&g->blobs, &g->cblobs, g->nblobs, sizeof(*g->blobs)))
 		return STORE_E_NOMEM;
 	b = &g->blobs[g->nblobs++];
 	memcpy(b->key, k->mv_data, FORMAT_DIGEST_KEY_BYTES);
@@ -417,9 +416,10 @@ refs_hits(struct store_wtxn *w, const uint8_t (*keys)[FORMAT_DIGEST_KEY_BYTES],
 		    bsearch(p + FORMAT_DIGEST_KEY_BYTES + 1, keys, nkeys,
 		    FORMAT_DIGEST_KEY_BYTES, item_key_cmp) == NULL)
 			continue;
-		*out = grow(*out, &cap, *nout, sizeof(**out));
-		if (*out == NULL) {
+		if (!grow((void **)out, &cap, *nout, sizeof(**out))) {
 			mdb_cursor_close(c);
+			free(*out);
+			*out = NULL;
 			return STORE_E_NOMEM;
 		}
 		h = &(*out)[(*nout)++];
@@ -531,7 +531,8 @@ manifest_item(struct store_wtxn *w, const struct gc_item *it, bool *done,
 	rc = manifest_unlink(w, m->repo, m->rl, &d);
 	if (rc == 0)
 		*done = true;
-	return rc == STORE_E_NOTFOUND ? 0 : rc;
+	/* Gone meanwhile, or a record berth-fsck will report: kept. */
+	return rc == STORE_E_NOTFOUND || rc == STORE_E_INVALID ? 0 : rc;
 }
 
 static int
@@ -670,6 +671,13 @@ stopped(const struct gc *g)
 	return g->o->stop != NULL && atomic_load(g->o->stop) != 0;
 }
 
+/* Whether time t is within the grace period (a future t counts as new). */
+static bool
+young(const struct gc *g, uint64_t t)
+{
+	return t > g->now || g->now - t < g->o->grace;
+}
+
 static int
 depth_cmp(const void *a, const void *b)
 {
@@ -696,7 +704,7 @@ manifests_phase(struct gc *g, uint64_t *deleted)
 	for (size_t i = 0; i < g->nml; i++) {
 		if (g->ml[i].kept)
 			continue;
-		if (g->ml[i].linked + g->o->grace > g->now) {
+		if (young(g, g->ml[i].linked)) {
 			g->r->kept_young++;
 			continue;
 		}
@@ -754,7 +762,7 @@ blobs_phase(struct gc *g)
 				used = true;
 		if (used)
 			continue;
-		if (g->blobs[i].created + g->o->grace > g->now) {
+		if (young(g, g->blobs[i].created)) {
 			g->r->kept_young++;
 			continue;
 		}

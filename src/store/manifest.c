@@ -341,11 +341,49 @@ manifest_unlink(struct store_wtxn *w, const char *repo, size_t repolen,
 	    unrefer_fn, &uc);
 	if (rc != 0)
 		return rc;
-	rc = link_any(w->st, w->txn, FORMAT_LINK_MANIFEST, d);
+	rc = manifest_linked_anywhere(w, d);
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
 	/* No repository links it any more: the record and its refs go. */
 	return manifest_drop(w, d);
+}
+
+int
+manifest_linked_anywhere(struct store_wtxn *w, const struct oci_digest *d)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, found = 0;
+
+	rc = link_any(w->st, w->txn, FORMAT_LINK_MANIFEST, d);
+	if (rc != 0)
+		return rc;
+	/* The mirrors say none; a links record without its mirror (damage)
+	 * must still keep the manifest: ask every repository. */
+	rc = mdb_cursor_open(w->txn, w->st->dbi[DBI_REPOS], &c);
+	if (rc != 0)
+		return store_mdb_error(rc, "cursor");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		int lrc;
+
+		if (k.mv_size == 0 || k.mv_size > FORMAT_REPO_MAX_BYTES)
+			continue;
+		lrc = link_exists(w->st, w->txn, k.mv_data, k.mv_size,
+		    FORMAT_LINK_MANIFEST, d);
+		if (lrc == 0) {
+			found = 1;
+			break;
+		}
+		if (lrc != STORE_E_NOTFOUND && lrc != STORE_E_INVALID) {
+			mdb_cursor_close(c);
+			return lrc;
+		}
+	}
+	mdb_cursor_close(c);
+	if (found)
+		return 1;
+	return rc == MDB_NOTFOUND ? 0 : store_mdb_error(rc, "scan");
 }
 
 static int

@@ -287,6 +287,11 @@ int blob_put(struct store_wtxn *w, const struct store_blob_info *b,
  */
 int manifest_unlink(struct store_wtxn *w, const char *repo, size_t repolen,
     const struct oci_digest *d);
+/*
+ * 1 if any repository links manifest d (by a links record or its mirror),
+ * 0 if none, or STORE_E_*.
+ */
+int manifest_linked_anywhere(struct store_wtxn *w, const struct oci_digest *d);
 /* Deletes the refs and the record of manifest d; a missing record is ok. */
 int manifest_drop(struct store_wtxn *w, const struct oci_digest *d);
 

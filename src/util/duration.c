@@ -29,7 +29,8 @@ duration_parse(const char *s, uint64_t *out)
 		if (end[1] != '\0')
 			return -1;
 	}
-	if (v > UINT64_MAX / mul)
+	/* At most 100 years: a period no timer or age check overflows. */
+	if (v > DURATION_MAX_SECONDS / mul)
 		return -1;
 	*out = (uint64_t)v * mul;
 	return 0;

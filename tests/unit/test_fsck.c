@@ -580,6 +580,88 @@ test_digest_mismatch(void **state)
 	fsck_report_free(&r);
 }
 
+static void
+test_unparsable_referrer_keeps_its_entry(void **state)
+{
+	struct fixture *f = *state;
+	struct seen before = { .len = 0 }, after = { .len = 0 };
+	struct fsck_report r;
+	uint8_t k[FORMAT_DIGEST_KEY_BYTES], *v = NULL;
+	size_t vl = 0;
+
+	assert_int_equal(store_referrers_list(f->st, S("app"), &f->man,
+	    referrer_seen, &before), 0);
+	close_store(f);
+	/* The media type is outside the checksummed chunk: the manifest
+	 * stays sound but no longer parses as what its record says. */
+	dkey(k, &f->ref);
+	assert_int_equal(tu_raw_get(f->dir, FORMAT_DB_MANIFESTS, k, sizeof(k),
+	    (void **)&v, &vl), 0);
+	v[12] ^= 0x01;
+	assert_int_equal(tu_raw_put(f->dir, FORMAT_DB_MANIFESTS, k, sizeof(k),
+	    v, vl), 0);
+	free(v);
+	open_store(f);
+	check(f, 0, &r);
+	assert_int_equal(count_id(&r, "manifest-invalid"), 1);
+	assert_int_equal(count_severity(&r, FSCK_ERROR), 0);
+	repair_all(f, &r);
+	fsck_report_free(&r);
+	assert_int_equal(store_referrers_list(f->st, S("app"), &f->man,
+	    referrer_seen, &after), 0);
+	assert_string_equal(before.buf, after.buf);
+}
+
+static void
+test_lost_mirror_is_not_an_unlinked_manifest(void **state)
+{
+	struct fixture *f = *state;
+	struct fsck_report r;
+	struct oci_digest d;
+	uint8_t k[600];
+
+	close_store(f);
+	k[0] = 'm';
+	dkey(k + 1, &f->man);
+	memcpy(k + 34, "app", 3);
+	assert_int_equal(tu_raw_del(f->dir, FORMAT_DB_RLINKS, k, 37), 0);
+	/* and an rlinks key whose "name" is far too long */
+	memset(k + 34, 'a', 477);
+	assert_int_equal(tu_raw_put(f->dir, FORMAT_DB_RLINKS, k, 511, "", 0), 0);
+	open_store(f);
+	check(f, 0, &r);
+	assert_int_equal(count_id(&r, "link-mirror-missing"), 1);
+	assert_int_equal(count_id(&r, "link-record-bad"), 1);
+	assert_int_equal(count_id(&r, "manifest-unlinked"), 0);
+	assert_int_equal(r.nproblems, 2);
+	repair_all(f, &r);
+	fsck_report_free(&r);
+	assert_int_equal(store_tag_get(f->st, S("app"), S("1.0"), &d), 0);
+	check(f, 0, &r);
+	assert_int_equal(r.nproblems, 0);
+	fsck_report_free(&r);
+}
+
+static void
+test_malformed_counter(void **state)
+{
+	struct fixture *f = *state;
+	struct fsck_report r;
+
+	close_store(f);
+	assert_int_equal(tu_raw_put(f->dir, FORMAT_DB_META, "next-set", 8, "abc",
+	    3), 0);
+	open_store(f);
+	check(f, 0, &r);
+	assert_int_equal(r.nproblems, 1);
+	assert_non_null(strstr(find(&r, "next-set-bad")->detail, "3 bytes"));
+	repair_all(f, &r);
+	fsck_report_free(&r);
+	check(f, 0, &r);
+	assert_int_equal(r.nproblems, 0);
+	fsck_report_free(&r);
+}
+
 /* Writers keep pushing, unlinking and deleting while fsck runs. */
 struct churn {
 	struct store *st;
@@ -642,6 +724,9 @@ main(void)
 		T(test_corrupt_manifest),
 		T(test_orphan_chunks_and_counter),
 		T(test_digest_mismatch),
+		T(test_unparsable_referrer_keeps_its_entry),
+		T(test_lost_mirror_is_not_an_unlinked_manifest),
+		T(test_malformed_counter),
 		T(test_beside_writers),
 	};
 
