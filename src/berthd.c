@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/token.h"
 #include "berth/gc.h"
 #include "berth/store.h"
 #include "http/server.h"
@@ -56,6 +57,8 @@ struct berthd {
 	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	bool no_tls;
 	const char *htpasswd, *access;  /* authentication, if set */
+	bool token;                     /* bearer tokens from /token */
+	struct token_key *token_key;
 	struct api *api_handle;
 	int zstd_level;                 /* 0: the store's default */
 	struct gc_thread gc;
@@ -81,7 +84,7 @@ usage(FILE *f)
 	    "              [--zstd-level N]\n"
 	    "              [--gc-interval DURATION] [--gc-grace DURATION] "
 	    "[--gc-untagged]\n"
-	    "              [--htpasswd FILE [--access FILE]]\n"
+	    "              [--htpasswd FILE [--access FILE] [--token]]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
 	    "  --data DIR            store folder (created if missing)\n"
@@ -107,7 +110,9 @@ usage(FILE *f)
 	    "  --htpasswd FILE       require users of FILE (htpasswd -B) "
 	    "(docs/AUTH.md)\n"
 	    "  --access FILE         what each user may pull, push, delete "
-	    "(default: all)\n",
+	    "(default: all)\n"
+	    "  --token               bearer tokens (ES256) from /token; key in "
+	    "DIR/auth/\n",
 	    BERTHD_LISTEN_DEFAULT,
 	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
 	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
@@ -146,6 +151,9 @@ parse_args(struct berthd *d, int argc, char **argv)
 			continue;
 		} else if (strcmp(o, "--gc-untagged") == 0) {
 			d->gc.o.untagged = true;
+			continue;
+		} else if (strcmp(o, "--token") == 0) {
+			d->token = true;
 			continue;
 		}
 		if (val == NULL) {
@@ -250,8 +258,8 @@ parse_args(struct berthd *d, int argc, char **argv)
 		    "or --no-tls alone\n");
 		return -1;
 	}
-	if (d->access != NULL && d->htpasswd == NULL) {
-		fprintf(stderr, "berthd: --access needs --htpasswd\n");
+	if ((d->access != NULL || d->token) && d->htpasswd == NULL) {
+		fprintf(stderr, "berthd: --access and --token need --htpasswd\n");
 		return -1;
 	}
 	if (d->nlisten == 0)
@@ -347,6 +355,32 @@ auth_reload(struct berthd *d)
 	if (d->access != NULL)
 		log_info("auth: %zu rules from %s", rules, d->access);
 	return true;
+}
+
+/* The token signing key in DATA/auth/, made on first start. */
+static int
+token_start(struct berthd *d)
+{
+	struct api_token t = { .ttl = TOKEN_TTL_DEFAULT, .tls = !d->no_tls };
+	char dir[PATH_MAX], path[PATH_MAX + 32], why[512];
+
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/auth", d->data) >=
+	    sizeof(dir) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
+		log_error("auth: cannot make %s/auth: %s", d->data,
+		    strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/token-key.pem", dir);
+	d->token_key = token_key_load(path, true, why, sizeof(why));
+	if (d->token_key == NULL) {
+		log_error("auth: %s", why);
+		return -1;
+	}
+	t.key = d->token_key;
+	snprintf(t.service, sizeof(t.service), "%s", TOKEN_SERVICE_DEFAULT);
+	api_set_token(d->api_handle, &t);
+	log_info("auth: bearer tokens from /token, signed with %s", path);
+	return 0;
 }
 
 static void
@@ -493,6 +527,8 @@ main(int argc, char **argv)
 	d.api_handle = api;
 	if (!auth_reload(&d))
 		goto out;
+	if (d.token && token_start(&d) != 0)
+		goto out;
 	if (d.htpasswd != NULL && d.no_tls)
 		log_warn("auth: passwords cross the network in clear without "
 		    "TLS; use --no-tls only behind a TLS proxy");
@@ -540,6 +576,7 @@ out:
 	store_close(st);
 	if (api != NULL)
 		auth_free(api_set_auth(api, NULL));
+	token_key_free(d.token_key);
 	api_free(api);
 	if (d.base != NULL)
 		event_base_free(d.base);

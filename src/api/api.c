@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -22,6 +23,7 @@
 
 #include "api/api.h"
 #include "auth/auth.h"
+#include "auth/token.h"
 #include "berth/oci.h"
 #include "util/log.h"
 
@@ -85,6 +87,7 @@ struct api {
 	size_t nsessions;
 	size_t nstreaming;              /* sessions reading a request body */
 	struct auth *auth;              /* NULL: no authentication */
+	struct api_token token;         /* bearer tokens, when token.key */
 	/* The request being dispatched (handlers read it synchronously). */
 	const char *user;               /* signed-in user, NULL if anonymous */
 	char user_buf[AUTH_USER_MAX_BYTES + 1];
@@ -311,7 +314,8 @@ reply_after(struct api *a, struct http_conn *c, const struct http_request *r,
  * terminated). Returns its length, -1 if absent, -2 if malformed or too long.
  */
 static long
-query_get(struct http_slice q, const char *key, char *out, size_t outsz)
+query_nth(struct http_slice q, const char *key, unsigned nth, char *out,
+    size_t outsz)
 {
 	size_t klen = strlen(key), i = 0;
 
@@ -325,6 +329,8 @@ query_get(struct http_slice q, const char *key, char *out, size_t outsz)
 		eq = memchr(q.p + s, '=', e - s);
 		if ((eq != NULL ? (size_t)(eq - (q.p + s)) : e - s) != klen ||
 		    memcmp(q.p + s, key, klen) != 0)
+			continue;
+		if (nth-- > 0)
 			continue;
 		if (eq == NULL) {
 			out[0] = '\0';
@@ -373,6 +379,13 @@ slice_rfind(struct http_slice s, const char *needle)
 		if (memcmp(s.p + i, needle, n) == 0)
 			return s.p + i;
 	return NULL;
+}
+
+/* The first value of key; as query_nth. */
+static long
+query_get(struct http_slice q, const char *key, char *out, size_t outsz)
+{
+	return query_nth(q, key, 0, out, outsz);
 }
 
 /*
@@ -1929,67 +1942,146 @@ method_name(enum http_method m)
 	}
 }
 
-/* 401 with the challenge clients answer with credentials. */
+/* The host clients used, for the token realm; "localhost" if odd. */
 static void
-reply_unauthorized(struct http_conn *c, const struct http_request *r,
-    const char *message)
+request_host(const struct http_request *r, char *out, size_t outsz)
+{
+	const struct http_slice *h = http_request_header(r, "Host");
+	bool ok = h != NULL && h->len > 0 && h->len < outsz;
+
+	for (size_t i = 0; ok && i < h->len; i++) {
+		char c = h->p[i];
+
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':' ||
+		    c == '[' || c == ']';
+	}
+	if (ok) {
+		memcpy(out, h->p, h->len);
+		out[h->len] = '\0';
+	} else {
+		snprintf(out, outsz, "localhost");
+	}
+}
+
+/*
+ * 401 with the challenge clients answer with credentials: Basic, or in
+ * token mode Bearer naming the realm and the scope the request needs.
+ */
+static void
+reply_unauthorized(struct api *a, struct http_conn *c,
+    const struct http_request *r, const struct route *rt,
+    enum api_access access, const char *message)
 {
 	json_t *doc = json_pack("{s:[{s:s,s:s}]}", "errors", "code",
 	    "UNAUTHORIZED", "message", message);
 	char *body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+	struct hdrs h = { .len = 0 };
 
 	json_decref(doc);
-	http_conn_reply(c, 401, "Content-Type: application/json\r\n"
-	    "WWW-Authenticate: Basic realm=\"berth\"\r\n",
-	    body != NULL ? body : "", body != NULL ? strlen(body) : 0,
+	hdr_add(&h, "Content-Type: application/json\r\n");
+	if (a->token.key != NULL) {
+		char host[256];
+		const char *actions = access == API_ACCESS_PUSH ? "pull,push" :
+		    access == API_ACCESS_DELETE ? "delete" : "pull";
+
+		request_host(r, host, sizeof(host));
+		hdr_add(&h, "WWW-Authenticate: Bearer realm=\"%s://%s/token\","
+		    "service=\"%s\"", a->token.tls ? "https" : "http", host,
+		    a->token.service);
+		if (access == API_ACCESS_CATALOG)
+			hdr_add(&h, ",scope=\"registry:catalog:*\"");
+		else if (access != API_ACCESS_NONE)
+			hdr_add(&h, ",scope=\"repository:%s:%s\"", rt->name,
+			    actions);
+		hdr_add(&h, "\r\n");
+	} else {
+		hdr_add(&h, "WWW-Authenticate: Basic realm=\"berth\"\r\n");
+	}
+	http_conn_reply(c, 401, h.buf, body != NULL ? body : "",
+	    body != NULL ? strlen(body) : 0,
 	    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
 	free(body);
 }
 
+static void
+reply_busy(struct http_conn *c, const struct http_request *r)
+{
+	static const char busy[] = "{\"errors\":[{\"code\":"
+	    "\"TOOMANYREQUESTS\",\"message\":\"too many password "
+	    "checks; retry\"}]}";
+
+	http_conn_reply(c, 429, "Content-Type: application/json\r\n"
+	    "Retry-After: 1\r\n", busy, sizeof(busy) - 1,
+	    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+}
+
+static bool
+is_bearer(const struct http_slice *h)
+{
+	return h != NULL && h->len > 7 && strncasecmp(h->p, "Bearer ", 7) == 0;
+}
+
 /*
- * Checks credentials and the route's access; answers 401, 403 or 429 and
- * returns false when the request may not go on. Sets a->user.
+ * Checks credentials (Basic, or a Bearer token in token mode) and the
+ * route's access; answers 401, 403 or 429 and returns false when the
+ * request may not go on. Sets a->user.
  */
 static bool
 authorize(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt, enum api_access access)
 {
 	const struct http_slice *h = http_request_header(r, "Authorization");
-	unsigned need = 0;
+	struct token_claims tc;
+	bool bearer = a->token.key != NULL && is_bearer(h);
+	bool signed_in;
+	unsigned need = 0, have;
 	int rc;
 
 	a->user = NULL;
-	rc = auth_basic(a->auth, h != NULL ? h->p : NULL, h != NULL ? h->len : 0,
-	    (uint64_t)time(NULL), a->user_buf);
-	if (rc == AUTH_BUSY) {
-		static const char busy[] = "{\"errors\":[{\"code\":"
-		    "\"TOOMANYREQUESTS\",\"message\":\"too many password "
-		    "checks; retry\"}]}";
-
-		http_conn_reply(c, 429, "Content-Type: application/json\r\n"
-		    "Retry-After: 1\r\n", busy, sizeof(busy) - 1,
-		    r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
-		return false;
+	if (bearer) {
+		if (token_verify(a->token.key, a->token.service, h->p + 7,
+		    h->len - 7, (uint64_t)time(NULL), &tc) != 0) {
+			reply_unauthorized(a, c, r, rt, access,
+			    "token invalid or expired");
+			return false;
+		}
+		if (tc.user[0] != '\0') {
+			snprintf(a->user_buf, sizeof(a->user_buf), "%s", tc.user);
+			a->user = a->user_buf;
+		}
+	} else {
+		rc = auth_basic(a->auth, h != NULL ? h->p : NULL,
+		    h != NULL ? h->len : 0, (uint64_t)time(NULL), a->user_buf);
+		if (rc == AUTH_BUSY) {
+			reply_busy(c, r);
+			return false;
+		}
+		if (rc == AUTH_BAD) {
+			reply_unauthorized(a, c, r, rt, access,
+			    "wrong user name or password");
+			return false;
+		}
+		if (rc == AUTH_OK)
+			a->user = a->user_buf;
 	}
-	if (rc == AUTH_BAD) {
-		reply_unauthorized(c, r, "wrong user name or password");
-		return false;
-	}
-	if (rc == AUTH_OK) {
-		a->user = a->user_buf;
+	if (a->user != NULL)
 		http_conn_set_user(c, a->user);
-	}
+	/* An anonymous token still counts as having asked. */
+	signed_in = a->user != NULL || bearer;
 	switch (access) {
 	case API_ACCESS_NONE:
 		/* The version check: where clients learn to send credentials. */
-		if (a->user == NULL) {
-			reply_unauthorized(c, r, "authentication required");
+		if (!signed_in) {
+			reply_unauthorized(a, c, r, rt, access,
+			    "authentication required");
 			return false;
 		}
 		return true;
 	case API_ACCESS_CATALOG:
-		if (a->user == NULL && !auth_anonymous_any(a->auth)) {
-			reply_unauthorized(c, r, "authentication required");
+		if (!signed_in && !auth_anonymous_any(a->auth)) {
+			reply_unauthorized(a, c, r, rt, access,
+			    "authentication required");
 			return false;
 		}
 		return true;        /* the list shows only what may be pulled */
@@ -2003,15 +2095,129 @@ authorize(struct api *a, struct http_conn *c, const struct http_request *r,
 		need = AUTH_DELETE;
 		break;
 	}
-	if ((auth_rights(a->auth, a->user, rt->name, rt->namelen) & need) ==
-	    need)
+	/* What the rules give the caller now; a token may give less. */
+	have = auth_rights(a->auth, a->user, rt->name, rt->namelen);
+	if ((have & need) == need &&
+	    (!bearer || (token_actions(&tc, rt->name, rt->namelen) & need) ==
+	    need))
 		return true;
-	if (a->user == NULL)
-		reply_unauthorized(c, r, "authentication required");
+	if ((have & need) == need || a->user == NULL)
+		/* Rights the token lacks: ask for a token that has them. */
+		reply_unauthorized(a, c, r, rt, access,
+		    "authentication required");
 	else
 		reply_error(c, r, 403, "DENIED", "requested access to the "
 		    "resource is denied", NULL);
 	return false;
+}
+
+/*
+ * GET /token (Docker's token authentication): Basic credentials or none
+ * (anonymous), service, one or more scope parameters. The token grants,
+ * of what each scope asks, what the access rules give the caller.
+ */
+static void
+h_token(struct api *a, struct http_conn *c, const struct http_request *r)
+{
+	const struct http_slice *h = http_request_header(r, "Authorization");
+	struct token_access acc[TOKEN_ACCESS_MAX];
+	char val[API_QUERY_VALUE_MAX_BYTES], *tok, *body;
+	const char *user = NULL;
+	size_t nacc = 0;
+	uint64_t now = (uint64_t)time(NULL);
+	long n;
+	int rc;
+
+	rc = auth_basic(a->auth, h != NULL ? h->p : NULL, h != NULL ? h->len : 0,
+	    now, a->user_buf);
+	if (rc == AUTH_BUSY) {
+		reply_busy(c, r);
+		return;
+	}
+	if (rc == AUTH_BAD || (rc == AUTH_NONE && !auth_anonymous_any(a->auth))) {
+		json_t *doc = json_pack("{s:[{s:s,s:s}]}", "errors", "code",
+		    "UNAUTHORIZED", "message", rc == AUTH_BAD ?
+		    "wrong user name or password" : "authentication required");
+		char *b = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+		json_decref(doc);
+		http_conn_reply(c, 401, "Content-Type: application/json\r\n"
+		    "WWW-Authenticate: Basic realm=\"berth\"\r\n",
+		    b != NULL ? b : "", b != NULL ? strlen(b) : 0, 0);
+		free(b);
+		return;
+	}
+	if (rc == AUTH_OK) {
+		user = a->user_buf;
+		http_conn_set_user(c, user);
+	}
+	n = query_get(r->query, "service", val, sizeof(val));
+	if (n >= 0 && strcmp(val, a->token.service) != 0) {
+		reply_error(c, r, 400, "UNSUPPORTED", "unknown service", val);
+		return;
+	}
+	for (unsigned i = 0; nacc < TOKEN_ACCESS_MAX; i++) {
+		char *sp, *save = NULL;
+
+		n = query_nth(r->query, "scope", i, val, sizeof(val));
+		if (n == -1)
+			break;
+		if (n < 0) {
+			reply_error(c, r, 400, "UNSUPPORTED", "malformed scope",
+			    NULL);
+			return;
+		}
+		/* Several scopes may also share one parameter, space-separated. */
+		for (sp = strtok_r(val, " ", &save); sp != NULL &&
+		    nacc < TOKEN_ACCESS_MAX; sp = strtok_r(NULL, " ", &save)) {
+			struct token_access *t = &acc[nacc];
+
+			if (token_scope_parse(sp, strlen(sp), t) != 0)
+				continue;       /* unknown kinds grant nothing */
+			if (t->catalog) {
+				nacc++;
+				continue;
+			}
+			t->actions &= auth_rights(a->auth, user, t->name,
+			    strlen(t->name));
+			if (t->actions != 0)
+				nacc++;
+		}
+	}
+	tok = token_issue(a->token.key, a->token.service, user, acc, nacc, now,
+	    a->token.ttl);
+	if (tok == NULL) {
+		reply_error(c, r, 500, "UNKNOWN", "cannot sign a token", NULL);
+		return;
+	}
+	{
+		char issued[32];
+		time_t t = (time_t)now;
+		struct tm tm;
+		json_t *doc;
+
+		gmtime_r(&t, &tm);
+		strftime(issued, sizeof(issued), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		doc = json_pack("{s:s,s:s,s:I,s:s}", "token", tok, "access_token",
+		    tok, "expires_in", (json_int_t)a->token.ttl, "issued_at",
+		    issued);
+		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+	}
+	free(tok);
+	if (body == NULL) {
+		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
+		return;
+	}
+	http_conn_reply(c, 200, "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n", body, strlen(body), 0);
+	free(body);
+}
+
+void
+api_set_token(struct api *a, const struct api_token *t)
+{
+	a->token = *t;
 }
 
 struct auth *
@@ -2031,6 +2237,14 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 	bool path_known = false;
 	int rc;
 
+	if (a->token.key != NULL && a->auth != NULL && r->path.len == 6 &&
+	    memcmp(r->path.p, "/token", 6) == 0) {
+		if (r->method == HTTP_GET)
+			h_token(a, c, r);
+		else
+			reply_error(c, r, 405, "UNSUPPORTED", "use GET", NULL);
+		return;
+	}
 	rc = route_parse(r->path, &rt);
 	if (rc == 400) {
 		reply_error(c, r, 400, "NAME_INVALID", "invalid repository name",

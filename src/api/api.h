@@ -5,6 +5,7 @@
 #ifndef BERTH_API_H
 #define BERTH_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,15 @@ struct api_config {
 
 struct api;
 struct auth;
+struct token_key;
+
+/* Bearer tokens (docs/AUTH.md): on when key is set. */
+struct api_token {
+	struct token_key *key;          /* signs and verifies; the caller's */
+	char service[64];               /* the tokens' audience */
+	uint64_t ttl;                   /* seconds a token lives */
+	bool tls;                       /* realm scheme: https or http */
+};
 
 struct api *api_new(struct store *st, struct event_base *base,
     const struct api_config *cfg);
@@ -56,6 +66,13 @@ void api_free(struct api *a);
  * keep the rights they were given.
  */
 struct auth *api_set_auth(struct api *a, struct auth *auth);
+
+/*
+ * Answers clients without credentials with a Bearer challenge whose realm
+ * is berthd's own /token, which issues tokens to users of the current
+ * struct auth; Basic credentials keep working. Needs api_set_auth.
+ */
+void api_set_token(struct api *a, const struct api_token *t);
 
 /* The http_handler_fn for berthd's server. */
 void api_handle(void *arg, struct http_conn *c, const struct http_request *r);

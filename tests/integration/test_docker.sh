@@ -119,5 +119,29 @@ H
 			"$CTR images pull --hosts-dir $T/hosts --user alice:apple-pie $IMG:1 >/dev/null &&
 			 ! $CTR images pull --hosts-dir $T/hosts $IMG:1 >/dev/null 2>&1"
 	fi
+	# Bearer tokens: the same clients through berthd's /token.
+	berthd_stop
+	berthd_start --htpasswd "$T/htpasswd" --token
+	OLD=$IMG
+	IMG=$HOSTPORT/dock/token
+	docker tag "$OLD:1" "$IMG:1"
+	check "token mode: docker push without login is refused" sh -c \
+		"! docker push $IMG:1 >$T/notok.out 2>&1"
+	check "token mode: docker login, push, rmi, pull" sh -c \
+		"echo apple-pie | docker login -u alice --password-stdin $HOSTPORT | grep -q 'Login Succeeded' &&
+		 docker push $IMG:1 && docker rmi $IMG:1 && docker pull $IMG:1"
+	docker logout "$HOSTPORT" >/dev/null 2>&1
+	if command -v ctr >/dev/null; then
+		mkdir -p "$T/hosts/$HOSTPORT"
+		cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
+server = "https://$HOSTPORT"
+[host."https://$HOSTPORT"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "$CA"
+H
+		check "token mode: ctr pull --user; refused without" sh -c \
+			"$CTR images pull --hosts-dir $T/hosts --user alice:apple-pie $IMG:1 >/dev/null &&
+			 ! $CTR images pull --hosts-dir $T/hosts $IMG:1 >/dev/null 2>&1"
+	fi
 fi
 tap_end
