@@ -5,9 +5,13 @@
  * SIGINT, after which in-flight requests get a grace period and the store
  * is closed cleanly. SIGHUP reloads the certificate.
  */
+#define _DEFAULT_SOURCE         /* setgroups */
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +62,7 @@ struct berthd {
 	bool no_tls;
 	const char *htpasswd, *access;  /* authentication, if set */
 	bool token;                     /* bearer tokens from /token */
+	const char *user;               /* run as this user once set up */
 	struct token_key *token_key;
 	struct api *api_handle;
 	int zstd_level;                 /* 0: the store's default */
@@ -84,7 +89,7 @@ usage(FILE *f)
 	    "              [--zstd-level N]\n"
 	    "              [--gc-interval DURATION] [--gc-grace DURATION] "
 	    "[--gc-untagged]\n"
-	    "              [--htpasswd FILE [--access FILE] [--token]]\n"
+	    "              [--htpasswd FILE [--access FILE] [--token]] [--user NAME]\n"
 	    "              [--log-level error|warn|info|debug]\n"
 	    "       berthd --help | --version\n\n"
 	    "  --data DIR            store folder (created if missing)\n"
@@ -112,7 +117,10 @@ usage(FILE *f)
 	    "  --access FILE         what each user may pull, push, delete "
 	    "(default: all)\n"
 	    "  --token               bearer tokens (ES256) from /token; key in "
-	    "DIR/auth/\n",
+	    "DIR/auth/\n"
+	    "  --user NAME           started as root: run as NAME once the "
+	    "ports,\n"
+	    "                        store and keys are open\n",
 	    BERTHD_LISTEN_DEFAULT,
 	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
 	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
@@ -171,6 +179,8 @@ parse_args(struct berthd *d, int argc, char **argv)
 				return -1;
 			}
 			d->listen[d->nlisten++] = val;
+		} else if (strcmp(o, "--user") == 0) {
+			d->user = val;
 		} else if (strcmp(o, "--htpasswd") == 0) {
 			d->htpasswd = val;
 		} else if (strcmp(o, "--access") == 0) {
@@ -355,6 +365,48 @@ auth_reload(struct berthd *d)
 	if (d->access != NULL)
 		log_info("auth: %zu rules from %s", rules, d->access);
 	return true;
+}
+
+/*
+ * Started as root with --user: gives up root for good once everything that
+ * needs it (ports below 1024, the store and key files) is open. The
+ * store's files stay usable through their open descriptors; files read
+ * again later (certificate and user files on SIGHUP) must be readable by
+ * the user.
+ */
+static int
+drop_privileges(const char *name)
+{
+	struct passwd *pw = getpwnam(name);
+	gid_t gid;
+
+	if (pw == NULL) {
+		log_error("berthd: --user %s: no such user", name);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		if (pw->pw_uid == geteuid())
+			return 0;
+		log_error("berthd: --user %s: only root can change user", name);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_error("berthd: --user %s: that is root", name);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		log_error("berthd: --user %s: %s", name, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0 || getegid() == 0) {
+		log_error("berthd: --user %s: root could be regained", name);
+		return -1;
+	}
+	log_info("berthd: running as %s (uid %u, gid %u)", name,
+	    (unsigned)pw->pw_uid, (unsigned)gid);
+	return 0;
 }
 
 /* The token signing key in DATA/auth/, made on first start. */
@@ -555,6 +607,8 @@ main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
 			goto out;
+	if (d.user != NULL && drop_privileges(d.user) != 0)
+		goto out;
 	if (gc_start(&d.gc, st) != 0)
 		goto out;
 	event_base_dispatch(d.base);
