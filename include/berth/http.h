@@ -83,6 +83,24 @@ bool http_slice_eq(struct http_slice s, const char *lit);
  */
 int http_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out);
 
+/*
+ * A Range header value of len bytes for a representation of size bytes
+ * (RFC 9110 14.1.2), one range: "bytes=a-b", "bytes=a-", "bytes=-n".
+ * Returns 1 with [*first, *last] clamped to the size, 0 to ignore the
+ * header (malformed, or several ranges: answer the whole), -1 when the
+ * range cannot be satisfied (answer 416).
+ */
+int http_parse_range(const char *p, size_t len, uint64_t size,
+    uint64_t *first, uint64_t *last);
+
+/*
+ * The start of an upload chunk's Content-Range ("START-END", as the
+ * distribution-spec's chunked uploads send it, or "bytes START-END/...").
+ * 0 with *start, or HTTP_E_BAD.
+ */
+int http_parse_content_range_start(const char *p, size_t len,
+    uint64_t *start);
+
 /* The value of a hex digit (either case), or -1. */
 int http_hexval(char c);
 

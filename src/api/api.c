@@ -523,51 +523,6 @@ blob_stream_done(void *arg)
 	free(bs);
 }
 
-/*
- * RFC 9110 14.1.2, one range: "bytes=a-b", "bytes=a-", "bytes=-n".
- * Returns 1 with [*first, *last], 0 to ignore the header, -1 unsatisfiable.
- */
-static int
-parse_range(const struct http_slice *h, uint64_t size, uint64_t *first,
-    uint64_t *last)
-{
-	const char *p, *dash;
-	size_t len;
-	uint64_t a, b;
-
-	if (h == NULL || h->len < 7 || memcmp(h->p, "bytes=", 6) != 0)
-		return 0;
-	p = h->p + 6;
-	len = h->len - 6;
-	if (memchr(p, ',', len) != NULL)
-		return 0;       /* several ranges: answer the whole blob */
-	dash = memchr(p, '-', len);
-	if (dash == NULL)
-		return 0;
-	if (dash == p) {
-		if (http_parse_u64(p + 1, len - 1, UINT64_MAX, &b) != 0)
-			return 0;
-		if (b == 0 || size == 0)
-			return -1;
-		*first = b >= size ? 0 : size - b;
-		*last = size - 1;
-		return 1;
-	}
-	if (http_parse_u64(p, (size_t)(dash - p), UINT64_MAX, &a) != 0)
-		return 0;
-	if ((size_t)(dash - p) + 1 == len) {
-		b = size > 0 ? size - 1 : 0;
-	} else if (http_parse_u64(dash + 1, len - (size_t)(dash - p) - 1,
-	    UINT64_MAX, &b) != 0 || b < a) {
-		return 0;
-	}
-	if (a >= size)
-		return -1;
-	*first = a;
-	*last = b >= size ? size - 1 : b;
-	return 1;
-}
-
 static void
 h_blob_get(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt)
@@ -593,7 +548,12 @@ h_blob_get(struct api *a, struct http_conn *c, const struct http_request *r,
 	oci_digest_format(&d, ds);
 	hdr_add(&h, "Content-Type: application/octet-stream\r\n"
 	    "Docker-Content-Digest: %s\r\nAccept-Ranges: bytes\r\n", ds);
-	range = parse_range(http_request_header(r, "range"), size, &first, &last);
+	{
+		const struct http_slice *rh = http_request_header(r, "range");
+
+		range = rh != NULL ? http_parse_range(rh->p, rh->len, size, &first,
+		    &last) : 0;
+	}
 	if (range < 0) {
 		store_blob_reader_close(reader);
 		hdr_add(&h, "Content-Range: bytes */%llu\r\n",
@@ -1295,12 +1255,10 @@ h_upload(struct api *a, struct http_conn *c, const struct http_request *r,
 
 		/* Chunked uploads must arrive in order (distribution-spec). */
 		if (cr != NULL) {
-			const char *dash = memchr(cr->p, '-', cr->len);
 			uint64_t start;
 
-			if (dash == NULL || http_parse_u64(cr->p,
-			    (size_t)(dash - cr->p), UINT64_MAX, &start) != 0 ||
-			    start != store_upload_offset(s->up)) {
+			if (http_parse_content_range_start(cr->p, cr->len,
+			    &start) != 0 || start != store_upload_offset(s->up)) {
 				upload_location(&h, s);
 				http_conn_reply(c, 416, h.buf, NULL, 0, 0);
 				return;

@@ -468,3 +468,58 @@ bad:
 	*datalen = 0;
 	return HTTP_E_BAD;
 }
+
+int
+http_parse_range(const char *p, size_t len, uint64_t size, uint64_t *first,
+    uint64_t *last)
+{
+	const char *dash;
+	uint64_t a, b;
+
+	if (len < 7 || memcmp(p, "bytes=", 6) != 0)
+		return 0;
+	p += 6;
+	len -= 6;
+	if (memchr(p, ',', len) != NULL)
+		return 0;       /* several ranges: answer the whole blob */
+	dash = memchr(p, '-', len);
+	if (dash == NULL)
+		return 0;
+	if (dash == p) {
+		if (http_parse_u64(p + 1, len - 1, UINT64_MAX, &b) != 0)
+			return 0;
+		if (b == 0 || size == 0)
+			return -1;
+		*first = b >= size ? 0 : size - b;
+		*last = size - 1;
+		return 1;
+	}
+	if (http_parse_u64(p, (size_t)(dash - p), UINT64_MAX, &a) != 0)
+		return 0;
+	if ((size_t)(dash - p) + 1 == len) {
+		b = size > 0 ? size - 1 : 0;
+	} else if (http_parse_u64(dash + 1, len - (size_t)(dash - p) - 1,
+	    UINT64_MAX, &b) != 0 || b < a) {
+		return 0;
+	}
+	if (a >= size)
+		return -1;
+	*first = a;
+	*last = b >= size ? size - 1 : b;
+	return 1;
+}
+
+int
+http_parse_content_range_start(const char *p, size_t len, uint64_t *start)
+{
+	const char *dash;
+
+	if (len >= 6 && memcmp(p, "bytes ", 6) == 0) {
+		p += 6;
+		len -= 6;
+	}
+	dash = memchr(p, '-', len);
+	if (dash == NULL)
+		return HTTP_E_BAD;
+	return http_parse_u64(p, (size_t)(dash - p), UINT64_MAX, start);
+}

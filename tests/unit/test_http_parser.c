@@ -219,6 +219,45 @@ test_chunked_refusals(void **state)
 			fail_msg("case %zu accepted", i);
 }
 
+static void
+test_ranges(void **state)
+{
+	uint64_t a = 0, b = 0;
+
+	(void)state;
+	assert_int_equal(http_parse_range("bytes=0-99", 10, 1000, &a, &b), 1);
+	assert_true(a == 0 && b == 99);
+	assert_int_equal(http_parse_range("bytes=900-", 10, 1000, &a, &b), 1);
+	assert_true(a == 900 && b == 999);
+	assert_int_equal(http_parse_range("bytes=-100", 10, 1000, &a, &b), 1);
+	assert_true(a == 900 && b == 999);
+	assert_int_equal(http_parse_range("bytes=-100", 10, 10, &a, &b), 1);
+	assert_true(a == 0 && b == 9);
+	assert_int_equal(http_parse_range("bytes=5-999999", 14, 10, &a, &b), 1);
+	assert_true(a == 5 && b == 9);
+	/* unsatisfiable */
+	assert_int_equal(http_parse_range("bytes=10-20", 11, 10, &a, &b), -1);
+	assert_int_equal(http_parse_range("bytes=-0", 8, 10, &a, &b), -1);
+	assert_int_equal(http_parse_range("bytes=0-", 8, 0, &a, &b), -1);
+	/* ignored: the whole answer */
+	assert_int_equal(http_parse_range("bytes=0-1,5-6", 13, 10, &a, &b), 0);
+	assert_int_equal(http_parse_range("bytes=5-1", 9, 10, &a, &b), 0);
+	assert_int_equal(http_parse_range("items=0-1", 9, 10, &a, &b), 0);
+	assert_int_equal(http_parse_range("bytes=x-1", 9, 10, &a, &b), 0);
+	assert_int_equal(http_parse_range("bytes=+1-2", 10, 10, &a, &b), 0);
+	assert_int_equal(http_parse_range("bytes=99999999999999999999-", 27, 10,
+	    &a, &b), 0);
+	/* upload chunks */
+	assert_int_equal(http_parse_content_range_start("0-1048575", 9, &a), 0);
+	assert_int_equal(a, 0);
+	assert_int_equal(http_parse_content_range_start("bytes 100-199/200", 17,
+	    &a), 0);
+	assert_int_equal(a, 100);
+	assert_int_equal(http_parse_content_range_start("100", 3, &a),
+	    HTTP_E_BAD);
+	assert_int_equal(http_parse_content_range_start("-5", 2, &a), HTTP_E_BAD);
+}
+
 int
 main(void)
 {
@@ -231,6 +270,7 @@ main(void)
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_chunked_refusals),
+		cmocka_unit_test(test_ranges),
 	};
 
 	return cmocka_run_group_tests_name("http_parser", tests, NULL, NULL);
