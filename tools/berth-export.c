@@ -1,18 +1,22 @@
 /*
  * berth-export: writes images of a store as one archive that docker load,
  * podman load and skopeo read (docs/EXPORT.md). Opens the store read-only,
- * so it runs beside berthd. With -o FILE it writes FILE.tmp in the same
- * folder and renames it on success; on any failure, or when interrupted,
- * FILE.tmp is removed and FILE is left as it was.
+ * so it runs beside berthd. With -o FILE it writes a new temporary file
+ * FILE.tmp.XXXXXX (mkstemp: never an existing file or a symbolic link, and
+ * never shared by two exports) in the same folder, syncs it, renames it to
+ * FILE on success and syncs the folder; on any failure, or when
+ * interrupted, the temporary file is removed and FILE is left as it was.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "berth/export.h"
@@ -20,8 +24,8 @@
 
 #define PROG "berth-export"
 
-/* The temporary file, for the signal handler to remove. */
-static char *tmp_path;
+/* The temporary file, for the signal handler to remove once it exists. */
+static char *volatile tmp_path;
 
 static void
 usage(FILE *f)
@@ -55,6 +59,26 @@ on_signal(int sig)
 		unlink(tmp_path);
 	signal(sig, SIG_DFL);
 	raise(sig);
+}
+
+/* fsyncs the folder that holds path; 0 or -1 with errno. */
+static int
+sync_parent(const char *path)
+{
+	char *copy = strdup(path);
+	int fd, rc = -1, e;
+
+	if (copy == NULL)
+		return -1;
+	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = fsync(fd);
+		e = errno;
+		close(fd);
+		errno = e;
+	}
+	free(copy);
+	return rc;
 }
 
 struct sink {
@@ -181,22 +205,33 @@ main(int argc, char **argv)
 	if (strcmp(out, "-") == 0) {
 		fd = STDOUT_FILENO;
 	} else {
-		size_t n = strlen(out) + sizeof(".tmp");
+		size_t n = strlen(out) + sizeof(".tmp.XXXXXX");
+		char *p = malloc(n);
+		sigset_t all, old;
 
-		tmp_path = malloc(n);
-		if (tmp_path == NULL) {
+		if (p == NULL) {
 			fprintf(stderr, PROG ": out of memory\n");
 			goto out;
 		}
-		snprintf(tmp_path, n, "%s.tmp", out);
+		snprintf(p, n, "%s.tmp.XXXXXX", out);
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
 		signal(SIGHUP, on_signal);
-		fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		/* The handler sees no file, or one whose name it may remove. */
+		sigfillset(&all);
+		sigprocmask(SIG_BLOCK, &all, &old);
+		fd = mkstemp(p);
+		if (fd >= 0)
+			tmp_path = p;
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (fd < 0) {
-			fprintf(stderr, PROG ": %s: %s\n", tmp_path, strerror(errno));
-			free(tmp_path);
-			tmp_path = NULL;
+			fprintf(stderr, PROG ": %s: %s\n", p, strerror(errno));
+			free(p);
+			goto out;
+		}
+		/* mkstemp makes 0600; an archive is as readable as a save. */
+		if (fchmod(fd, 0644) != 0) {
+			fprintf(stderr, PROG ": %s: %s\n", p, strerror(errno));
 			goto out;
 		}
 	}
@@ -233,6 +268,12 @@ main(int argc, char **argv)
 		t = tmp_path;
 		tmp_path = NULL;
 		free(t);
+		/* The rename is durable only once the folder is synced. */
+		if (sync_parent(out) != 0) {
+			fprintf(stderr, PROG ": %s: syncing its folder: %s\n",
+			    out, strerror(errno));
+			goto out;
+		}
 	}
 	status = 0;
 out:

@@ -3,14 +3,16 @@
  * store (docs/IMPORT.md). Opens the store read-write beside a running
  * berthd (LMDB serializes the two writers). Each FILE is one import:
  * either all of its images appear, tags last, or none does. SIGINT,
- * SIGTERM and SIGHUP while an archive is read stop it like a bad archive:
- * every upload it started is cancelled.
+ * SIGTERM and SIGHUP before an archive's commit starts stop it like a bad
+ * archive (every upload it started is cancelled); the archives not yet
+ * begun are reported as not imported and the exit status is 1.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +25,8 @@
 
 #define PROG "berth-import"
 
-static volatile sig_atomic_t stop;
+/* Lock-free on every platform berth builds on, so a handler may set it. */
+static atomic_int stop;
 
 static void
 usage(FILE *f)
@@ -38,22 +41,29 @@ usage(FILE *f)
 	    "                        berthd may be running on it)\n"
 	    "  --repo REPO           repository for images named by a tag only\n"
 	    "                        or not at all\n"
-	    "  --repo-prefix P       put every repository under P/\n"
+	    "  --repo-prefix P       put every repository under P/ (REPO too)\n"
 	    "  -q, --quiet           no progress bar\n"
 	    "  --help                this text\n"
 	    "\n"
 	    "A leading registry host is dropped from names:\n"
 	    "docker.io/library/alpine:3 is imported as library/alpine:3.\n"
 	    "Existing tags are moved. One line per image on standard output.\n"
-	    "Exit status: 0 imported, 1 refused or failed (that archive left no\n"
-	    "trace but unreferenced blobs at most), 2 bad arguments.\n");
+	    "Works on the store directly: blobs already in the store that an\n"
+	    "archive names are linked into its repositories; berthd's access\n"
+	    "rules do not apply.\n"
+	    "Exit status: 0 imported, 1 refused, interrupted or failed, 2 bad\n"
+	    "arguments. A refused or interrupted archive changes nothing. A\n"
+	    "crash while reading leaves open uploads (berth-fsck --repair removes\n"
+	    "them after --upload-expiry); a store error or crash while committing\n"
+	    "can leave blobs linked that no manifest uses yet and manifests\n"
+	    "stored untagged, never a tag on an incomplete image.\n");
 }
 
 static void
 on_signal(int sig)
 {
 	(void)sig;
-	stop = 1;
+	atomic_store(&stop, 1);
 }
 
 struct source {
@@ -68,7 +78,7 @@ fd_source(void *arg, void *buf, size_t len, size_t *nread)
 	ssize_t n;
 
 	for (;;) {
-		if (stop) {
+		if (atomic_load(&stop)) {
 			s->err = EINTR;
 			return -1;
 		}
@@ -119,7 +129,7 @@ int
 main(int argc, char **argv)
 {
 	struct store_options so = { .flags = 0 };
-	struct import_options io = { .image = on_image };
+	struct import_options io = { .image = on_image, .stop = &stop };
 	struct sigaction sa;
 	struct store *st = NULL;
 	const char **files = NULL;
@@ -196,13 +206,19 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	status = 0;
-	for (size_t i = 0; i < nfiles && !stop; i++) {
+	for (size_t i = 0; i < nfiles; i++) {
 		struct source s = { .fd = STDIN_FILENO };
 		struct bar b = { .total = 0 };
 		const char *name = strcmp(files[i], "-") == 0 ?
 		    "standard input" : files[i];
 		struct stat sb;
 
+		if (atomic_load(&stop)) {
+			fprintf(stderr, PROG ": %s: not imported: "
+			    "interrupted\n", name);
+			status = 1;
+			continue;
+		}
 		if (strcmp(files[i], "-") != 0) {
 			s.fd = open(files[i], O_RDONLY | O_CLOEXEC);
 			if (s.fd < 0) {
@@ -221,12 +237,16 @@ main(int argc, char **argv)
 		progress_end(&b.pr);
 		if (s.fd != STDIN_FILENO)
 			close(s.fd);
-		if (rc == IMPORT_E_READ && stop)
+		if (rc == IMPORT_E_READ && (atomic_load(&stop) ||
+		    s.err == EINTR))
 			fprintf(stderr, PROG ": %s: interrupted; nothing "
 			    "imported\n", name);
+		else if (rc == IMPORT_E_READ && s.err != 0)
+			fprintf(stderr, PROG ": %s: read error: %s; nothing "
+			    "imported\n", name, strerror(s.err));
 		else if (rc == IMPORT_E_READ)
 			fprintf(stderr, PROG ": %s: %s\n", name,
-			    strerror(s.err));
+			    why[0] != '\0' ? why : import_strerror(rc));
 		else if (rc != 0)
 			fprintf(stderr, PROG ": %s: %s\n", name,
 			    why[0] != '\0' ? why : import_strerror(rc));

@@ -66,7 +66,7 @@ struct entry {
 	uint64_t src_size;
 	enum codec codec;
 	const char *repo;               /* borrowed from the image's ref */
-	const char *image;              /* argument, for messages */
+	const char *image;              /* the image's name, for messages */
 	const char *role;               /* "layer", "config", ... */
 };
 
@@ -88,6 +88,10 @@ struct image_info {
 	char top_layer[OCI_DIGEST_SHA256_HEX + 1];
 };
 
+/* An image as the archive names it: REPO:TAG or REPO@DIGEST, and a NUL. */
+#define EXPORT_NAME_BYTES       (OCI_NAME_MAX_BYTES + OCI_TAG_MAX_BYTES + \
+	OCI_DIGEST_STR_BYTES + 2)
+
 struct export {
 	struct store *st;
 	const struct export_options *o;
@@ -99,6 +103,7 @@ struct export {
 	struct item *items;
 	size_t nitems;
 	struct export_ref *refs;
+	char (*names)[EXPORT_NAME_BYTES];       /* per ref: REPO:TAG or REPO@D */
 	json_t *index;                  /* index.json's manifests array */
 	json_t *manifest;               /* manifest.json */
 	json_t *repos;                  /* repositories */
@@ -947,9 +952,9 @@ stop_walk(void *arg, const char *name, size_t len)
 	return 1;
 }
 
-/* Resolves one argument and plans everything it needs. */
+/* Resolves one image, named as the archive names it, and plans it. */
 static int
-add_argument(struct export *x, const char *name, const struct export_ref *ref)
+add_resolved(struct export *x, const char *name, const struct export_ref *ref)
 {
 	struct oci_digest top, chosen = { .alg = 0 };
 	struct export_platform cplat = { .os = "" };
@@ -1058,7 +1063,9 @@ add_argument(struct export *x, const char *name, const struct export_ref *ref)
 			rc = add_image(x, ref->repo, &cd, name, &ci);
 			if (rc != 0)
 				goto out;
-			if (found && oci_digest_equal(&cd, &chosen)) {
+			/* An index may list the chosen digest twice. */
+			if (found && oci_digest_equal(&cd, &chosen) &&
+			    info.config_path == NULL) {
 				info = ci;
 			} else {
 				json_decref(ci.config_path);
@@ -1102,6 +1109,27 @@ out:
 	free(data);
 	free(mt);
 	return rc;
+}
+
+/*
+ * Resolves one argument and plans everything it needs. The archive (and
+ * every message) names the image by its parsed reference, REPO:TAG or
+ * REPO@DIGEST: `team/app` and `team/app:latest` are one name, and a bare
+ * REPO still carries its tag in RepoTags, which docker load requires.
+ */
+static int
+add_argument(struct export *x, const struct export_ref *ref,
+    char name[EXPORT_NAME_BYTES])
+{
+	char rds[OCI_DIGEST_STR_BYTES];
+
+	if (ref->by_digest) {
+		oci_digest_format(&ref->digest, rds);
+		snprintf(name, EXPORT_NAME_BYTES, "%s@%s", ref->repo, rds);
+	} else {
+		snprintf(name, EXPORT_NAME_BYTES, "%s:%s", ref->repo, ref->tag);
+	}
+	return add_resolved(x, name, ref);
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -1541,11 +1569,13 @@ export_write(struct store *st, const struct export_options *o,
 		export_platform_host(&x->want);
 	tar_writer_init(&x->tw, sink, sink_arg);
 	x->refs = calloc(o->nimages, sizeof(*x->refs));
+	x->names = calloc(o->nimages, sizeof(*x->names));
 	x->hold = malloc(EXPORT_HOLD_BYTES);
 	x->index = json_array();
 	x->manifest = json_array();
 	x->repos = json_object();
-	if (x->refs == NULL || x->hold == NULL || x->index == NULL ||
+	if (x->refs == NULL || x->names == NULL || x->hold == NULL ||
+	    x->index == NULL ||
 	    x->manifest == NULL || x->repos == NULL)
 		goto out;
 	for (size_t i = 0; i < o->nimages; i++) {
@@ -1560,7 +1590,7 @@ export_write(struct store *st, const struct export_options *o,
 	if (rc == 0)
 		rc = entry_add_dir(x, "blobs/sha256/");
 	for (size_t i = 0; i < o->nimages && rc == 0; i++)
-		rc = add_argument(x, o->images[i], &x->refs[i]);
+		rc = add_argument(x, &x->refs[i], x->names[i]);
 	if (rc != 0)
 		goto out;
 	rc = EXPORT_E_NOMEM;
@@ -1591,6 +1621,7 @@ out:
 		json_decref(x->items[i].obj);
 	free(x->items);
 	free(x->refs);
+	free(x->names);
 	free(x->hold);
 	free(x->zout);
 	json_decref(index);

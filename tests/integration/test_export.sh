@@ -78,6 +78,10 @@ export_to() {
 	shift
 	"$EXPORT" --data "$DATA" -o "$out" "$@" 2>"$T/err"
 }
+# no_tmp FILE: no temporary file of an export to FILE is left.
+no_tmp() {
+	[ -z "$(find "$(dirname "$1")" -maxdepth 1 -name "$(basename "$1").tmp*" -print)" ]
+}
 
 # Every blobs/sha256/ entry hashes to its name.
 blobs_verify() {
@@ -139,6 +143,28 @@ t_tags() {
 		[ "$(json "$T/tags.idx" 'len(j["manifests"])')" = 2 ]
 }
 check "two tags of one image (one given twice): one item, both RepoTags" t_tags
+t_bare() {
+	export_to "$T/bare.tar" --platform linux/amd64 team/multi team/multi:latest &&
+		tar -xOf "$T/bare.tar" manifest.json >"$T/bare.json" &&
+		[ "$(json "$T/bare.json" 'j[0]["RepoTags"]')" = "['team/multi:latest']" ] &&
+		tar -xOf "$T/bare.tar" index.json >"$T/bare.idx" &&
+		[ "$(json "$T/bare.idx" 'len(j["manifests"])')" = 1 ] &&
+		[ "$(json "$T/bare.idx" 'j["manifests"][0]["annotations"]["io.containerd.image.name"]')" = team/multi:latest ] &&
+		[ "$(json "$T/bare.idx" 'j["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]')" = latest ]
+}
+check "REPO and REPO:latest: one name, team/multi:latest, in RepoTags and index.json" t_bare
+t_tmpfile() {
+	ln -s "$T/victim" "$T/sl.tar.tmp" &&
+		export_to "$T/sl.tar" team/app:v1 &&
+		[ ! -e "$T/victim" ] && [ -L "$T/sl.tar.tmp" ] &&
+		[ "$(stat -c %a "$T/sl.tar")" = 644 ] &&
+		rm -f "$T/sl.tar.tmp" && no_tmp "$T/sl.tar" &&
+		{ "$EXPORT" --data "$DATA" -o "$T/two.tar" team/app:v1 2>/dev/null &
+		  "$EXPORT" --data "$DATA" -o "$T/two.tar" team/dock:1 2>/dev/null
+		  r2=$?; wait $!; [ $? = 0 ] && [ $r2 = 0 ]; } &&
+		blobs_verify "$T/two.tar" && no_tmp "$T/two.tar"
+}
+check "-o: a new temporary file (no symlink followed, none shared), mode 644" t_tmpfile
 t_many() {
 	export_to "$T/many.tar" team/app:v1 team/dock:1 team/multi:latest \
 		--platform linux/arm64 &&
@@ -191,7 +217,7 @@ t_noplat() {
 	export_to "$T/none.tar" --platform linux/s390x team/multi:latest
 	[ $? = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] &&
 		grep -q 'no image for linux/s390x; the index has linux/amd64, linux/arm64$' "$T/err" &&
-		[ ! -e "$T/none.tar" ] && [ ! -e "$T/none.tar.tmp" ]
+		[ ! -e "$T/none.tar" ] && no_tmp "$T/none.tar"
 }
 check "no image for the platform: one line listing those there, exit 1" t_noplat
 t_all() {
@@ -239,7 +265,7 @@ t_unknown_tag() {
 	export_to "$T/u.tar" team/app:nope
 	[ $? = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] &&
 		grep -q 'team/app:nope: no such tag' "$T/err" &&
-		[ ! -e "$T/u.tar" ] && [ ! -e "$T/u.tar.tmp" ]
+		[ ! -e "$T/u.tar" ] && no_tmp "$T/u.tar"
 }
 check "unknown tag: one line naming it, exit 1, no file" t_unknown_tag
 t_unknown_repo() {
@@ -360,6 +386,11 @@ if [ -z "$DOCKER_WHY" ]; then
 			dk_is team/multi:latest '{{.Id}}' "$CA64"
 	}
 	check "docker load of --all-platforms: the amd64 image" t_dk6
+	t_dk_bare() {
+		$DK rmi -f team/multi:latest >/dev/null && $DK load -q -i "$T/bare.tar" &&
+			dk_is team/multi:latest '{{.Id}} {{.RepoTags}}' "$CA64 [team/multi:latest]"
+	}
+	check "docker load of a bare REPO export: tagged REPO:latest" t_dk_bare
 	t_dk7() {
 		$DK rmi -f team/dock:1 >/dev/null &&
 			"$EXPORT" --data "$DATA" -o - team/dock:1 2>/dev/null | $DK load -q &&
@@ -397,7 +428,7 @@ t_bad_file() {
 	export_to "$T/bad.tar" team/app:v1 team/bad:1
 	[ $? = 1 ] && grep -q "layer $L3 of team/bad:1" "$T/err" &&
 		[ "$(grep -c berth-export "$T/err")" = 3 ] &&
-		[ ! -e "$T/bad.tar" ] && [ ! -e "$T/bad.tar.tmp" ]
+		[ ! -e "$T/bad.tar" ] && no_tmp "$T/bad.tar"
 }
 check "the export aborts naming the blob and image, no file left" t_bad_file
 t_bad_pipe() {

@@ -9,9 +9,11 @@
 # test's own) are imported and pulled back with the same config digest
 # (image ID). Hostile and broken archives (.. and absolute names, a
 # symlink, a blob that does not match its name, a truncated archive, a
-# manifest.json naming a missing layer) are refused with one line and
+# manifest.json naming a missing layer, an index child with the wrong
+# size, archives whose plan would be huge) are refused with one line and
 # exit 1, leaving the store as it was: same counts and tags, no upload,
-# fsck clean. Prints TAP; what cannot run here is reported skipped.
+# fsck clean; so is an import interrupted by SIGINT while it reads a
+# FIFO. Prints TAP; what cannot run here is reported skipped.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/oci_layout.sh"
 command -v skopeo >/dev/null || skip_all "skopeo not installed"
@@ -295,7 +297,12 @@ head -c $(($(stat -c %s "$T/app.tar") / 2)) "$T/app.tar" >"$T/h-truncated.tar"
 # refused NAME PATTERN: exit 1, one line on stderr matching PATTERN.
 refused() {
 	"$IMPORT" --data "$DATA" -q "$T/h-$1.tar" >"$T/out" 2>"$T/err"
-	rc=$?
+	refused_check $? "$2"
+}
+# refused_check RC PATTERN: what refused checks once the import ran.
+refused_check() {
+	rc=$1
+	set -- "" "$2"
 	cat "$T/err"
 	[ $rc = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -q -- "$2" "$T/err" &&
 		[ ! -s "$T/out" ] && snapshot "$T/after" && diff "$T/before" "$T/after" &&
@@ -309,6 +316,105 @@ check "truncated archive: refused, store unchanged" refused truncated 'truncated
 check "manifest.json names a missing layer: refused, store unchanged" refused legacy 'layer abc/layer.tar is not in the archive'
 check "manifest.json names a symlink: refused, store unchanged" refused legacylink 'entry abc/layer.tar: refused: a symbolic link'
 [ -e /tmp/berth-evil ] && notok "nothing was written outside the store" || ok "nothing was written outside the store"
+
+# Planning bounds: a small archive must not buy a large plan.
+python3 - "$T" <<'P'
+import hashlib, io, json, sys, tarfile
+t = sys.argv[1]
+def sha(b):
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+def put(tf, name, b):
+    ti = tarfile.TarInfo(name); ti.size = len(b)
+    tf.addfile(ti, io.BytesIO(b))
+# classic: one item naming one layer 4095 times under 1024 RepoTags, and
+# a second item whose config is missing (refused after the first).
+layer = b"L"
+cfg = json.dumps({"rootfs": {"type": "layers", "diff_ids": [sha(layer)] * 4095}}).encode()
+items = [{"Config": "c.json", "RepoTags": ["many/r%d:t" % i for i in range(1024)],
+          "Layers": ["l.tar"] * 4095},
+         {"Config": "gone.json", "RepoTags": ["many/z:t"], "Layers": []}]
+with tarfile.open(t + "/h-manytags.tar", "w", format=tarfile.USTAR_FORMAT) as tf:
+    put(tf, "l.tar", layer); put(tf, "c.json", cfg)
+    put(tf, "manifest.json", json.dumps(items).encode())
+# OCI: 4095 tiny layers, one manifest named by 64 repositories.
+layers = [b"l%d" % i for i in range(4095)]
+c = b'{"rootfs":{"type":"layers","diff_ids":[]}}'
+m = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(c), "size": len(c)},
+    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha(l), "size": len(l)}
+               for l in layers]}).encode()
+idx = {"schemaVersion": 2, "manifests": [
+    {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(m), "size": len(m),
+     "annotations": {"io.containerd.image.name": "many/o%d:t" % i}} for i in range(64)]}
+with tarfile.open(t + "/h-manyrepos.tar", "w", format=tarfile.USTAR_FORMAT) as tf:
+    for b in layers + [c, m]:
+        put(tf, "blobs/sha256/" + hashlib.sha256(b).hexdigest(), b)
+    put(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    put(tf, "index.json", json.dumps(idx).encode())
+# an index whose child descriptor claims a size its manifest does not have
+cm = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(c), "size": len(c)},
+    "layers": []}).encode()
+ix = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+    "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(cm),
+                   "size": len(cm) + 1, "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+with tarfile.open(t + "/h-kidsize.tar", "w", format=tarfile.USTAR_FORMAT) as tf:
+    for b in [c, cm, ix]:
+        put(tf, "blobs/sha256/" + hashlib.sha256(b).hexdigest(), b)
+    put(tf, "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+    put(tf, "index.json", json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(ix), "size": len(ix),
+         "annotations": {"io.containerd.image.name": "team/kid:1"}}]}).encode())
+P
+# bounded NAME PATTERN: refused as above within 5 s and 200 MB.
+bounded() {
+	/usr/bin/time -f '%e %M' -o "$T/time" \
+		"$IMPORT" --data "$DATA" -q "$T/h-$1.tar" >"$T/out" 2>"$T/err"
+	refused_check $? "$2" || return 1
+	read -r secs kb <<E
+$(tail -n 1 "$T/time")
+E
+	echo "$1: $secs s, $kb KB"
+	[ "${secs%.*}" -lt 5 ] && [ "$kb" -lt 204800 ]
+}
+if [ -x /usr/bin/time ]; then
+	check "1024 RepoTags x 4095 layers: refused in < 5 s and < 200 MB, store unchanged" \
+		bounded manytags 'config gone.json is not in the archive'
+	check "64 repositories x 4095 layers: refused by the planning limit, store unchanged" \
+		bounded manyrepos 'references planned across'
+else
+	skip "planning bounds: /usr/bin/time missing"
+	skip "planning bounds: /usr/bin/time missing"
+fi
+check "an index's child descriptor with the wrong size: refused, store unchanged" \
+	refused kidsize 'bytes, its descriptor says'
+
+# SIGINT while the archive is read from a FIFO: exit 1, nothing imported,
+# and the next FILE is reported as not imported rather than skipped.
+t_sigint() {
+	rm -f "$T/fifo" && mkfifo "$T/fifo" || return 1
+	{ head -c $(($(stat -c %s "$T/app.tar") / 2)) "$T/app.tar"; sleep 3; } >"$T/fifo" &
+	feeder=$!
+	"$IMPORT" --data "$DATA" -q "$T/fifo" "$T/app.tar" >"$T/out" 2>"$T/err" &
+	imp=$!
+	sleep 1
+	kill -INT "$imp"
+	wait "$imp"
+	rc=$?
+	kill "$feeder" 2>/dev/null
+	wait "$feeder" 2>/dev/null
+	cat "$T/err"
+	[ $rc = 1 ] && grep -q "fifo: interrupted; nothing imported" "$T/err" &&
+		grep -q "app.tar: not imported: interrupted" "$T/err" &&
+		[ ! -s "$T/out" ] && snapshot "$T/after" && diff "$T/before" "$T/after" &&
+		"$STAT" --data "$DATA" | grep -qx 'uploads	0'
+}
+check "SIGINT during an import from a FIFO: exit 1, store unchanged" t_sigint
+t_prefix_repo() {
+	"$IMPORT" --data "$DATA" -q --repo-prefix pfx --repo team/bytag "$T/skt.tar" >"$T/out" 2>"$T/err" &&
+		grep -qx "berth-import: imported pfx/team/bytag:only $M1" "$T/out"
+}
+check "--repo-prefix applies to the --repo name too" t_prefix_repo
 berthd_stop
 check "fsck is clean after the refusals" t_fsck
 t_usage() {
