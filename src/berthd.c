@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/stat.h>
 
 #include <pthread.h>
@@ -27,6 +28,7 @@
 #include <event2/thread.h>
 
 #include "api/api.h"
+#include "metrics/metrics.h"
 #include "auth/auth.h"
 #include "auth/token.h"
 #include "berth/gc.h"
@@ -35,6 +37,13 @@
 #include "http/tls.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/options.h"
+
+#ifndef BERTH_SYSCONFDIR
+#define BERTH_SYSCONFDIR "/etc"
+#endif
+/* The date the generated berthd.conf(5) carries. */
+#define BERTHD_MANUAL_DATE "November 28, 2026"
 
 #define BERTHD_LISTEN_DEFAULT   "127.0.0.1:5443"
 #define BERTHD_LISTEN_MAX       8
@@ -53,10 +62,35 @@ struct gc_thread {
 	pthread_cond_t cond;
 };
 
-struct berthd {
+/*
+ * Every option as configured: the command line over the configuration
+ * file over the defaults (the table below). Numbers are held as uint64_t
+ * and checked against the table's limits before they are used.
+ */
+struct conf {
+	const char *config;
 	const char *data;
-	const char *listen[BERTHD_LISTEN_MAX];
-	size_t nlisten;
+	struct opt_list listen;
+	const char *tls_cert, *tls_key;
+	bool no_tls;
+	uint64_t max_blob_size, max_manifest_size, max_uploads;
+	uint64_t max_connections, max_header_bytes, max_headers, max_url_bytes;
+	uint64_t header_timeout, io_timeout, zstd_level;
+	const char *log_level;
+	bool log_syslog;
+	const char *access_log_format;
+	const char *metrics_listen;
+	uint64_t gc_interval, gc_grace;
+	bool gc_untagged;
+	const char *htpasswd, *access;
+	bool token;
+	const char *user;
+};
+
+struct berthd {
+	struct conf c;
+	const char *data;
+	struct opt_list listen;
 	const char *cert, *key;
 	char cert_buf[PATH_MAX], key_buf[PATH_MAX];
 	bool no_tls;
@@ -72,209 +106,247 @@ struct berthd {
 
 	struct event_base *base;
 	struct http_server *srv;
+	struct http_server *metrics_srv;        /* --metrics-listen */
+	struct store *st;
 	struct event *drain_timer;
 	int drain_left;
+};
+
+#define C(f) offsetof(struct conf, f)
+
+static const char *const log_levels[] = { "error", "warn", "info", "debug",
+    NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
+
+/* Every option, in the order --help and berthd.conf(5) list them. */
+static const struct opt options[] = {
+	{ "config", OPT_STRING, C(config), 0, 0, NULL, "FILE", NULL,
+	    "read options from FILE (default " BERTH_SYSCONFDIR
+	    "/berth/berthd.conf if it exists)", NULL, true },
+	{ "data", OPT_STRING, C(data), 0, 0, NULL, "DIR", NULL,
+	    "the store's folder, created if missing (required)",
+	    "The folder of the store: data.mdb, the generated certificate in "
+	    "tls/ and the token key in auth/. Created if missing. Required.",
+	    false },
+	{ "listen", OPT_LIST, C(listen), 0, 0, NULL, "ADDR:PORT",
+	    BERTHD_LISTEN_DEFAULT, "address to serve; repeatable; [::1]:PORT "
+	    "for IPv6", "An address and port to serve the registry on; "
+	    "[::]:443 for IPv6. Port 0 lets the kernel choose.", false },
+	{ "tls-cert", OPT_STRING, C(tls_cert), 0, 0, NULL, "FILE", NULL,
+	    "PEM certificate chain (with tls-key; default: self-signed in "
+	    "DIR/tls/)", "The certificate chain in PEM, given with tls-key. "
+	    "Without both, a self-signed certificate for localhost and this "
+	    "host's addresses is made in DIR/tls/ on first start. Reloaded on "
+	    "SIGHUP.", false },
+	{ "tls-key", OPT_STRING, C(tls_key), 0, 0, NULL, "FILE", NULL,
+	    "PEM private key of tls-cert", NULL, false },
+	{ "no-tls", OPT_FLAG, C(no_tls), 0, 0, NULL, NULL, "false",
+	    "serve plain HTTP (behind a TLS proxy only)", NULL, false },
+	{ "max-blob-size", OPT_UINT, C(max_blob_size), 1, UINT64_MAX, NULL,
+	    "BYTES", "10737418240", "largest blob accepted", NULL, false },
+	{ "max-manifest-size", OPT_UINT, C(max_manifest_size), 1024,
+	    FORMAT_CHUNK_RAW_LIMIT, NULL, "BYTES", "4194304",
+	    "largest manifest accepted", NULL, false },
+	{ "max-uploads", OPT_UINT, C(max_uploads), 1, 100000, NULL, "N", "256",
+	    "upload sessions open at once", NULL, false },
+	{ "max-connections", OPT_UINT, C(max_connections), 1, 1000000, NULL,
+	    "N", "1024", "client connections at once; more are refused",
+	    NULL, false },
+	{ "max-header-bytes", OPT_UINT, C(max_header_bytes), 1024, 1 << 20,
+	    NULL, "N", "16384", "largest request head", NULL, false },
+	{ "max-headers", OPT_UINT, C(max_headers), 8, HTTP_HEADER_COUNT_MAX,
+	    NULL, "N", "64", "most header fields in a request", NULL, false },
+	{ "max-url-bytes", OPT_UINT, C(max_url_bytes), 256, 65536, NULL, "N",
+	    "4096", "longest request target", NULL, false },
+	{ "header-timeout", OPT_DURATION, C(header_timeout), 1, 3600, NULL,
+	    "DURATION", "30s", "time a client has to send a request head",
+	    NULL, false },
+	{ "io-timeout", OPT_DURATION, C(io_timeout), 1, 86400, NULL,
+	    "DURATION", "2m", "longest wait for a client's next bytes",
+	    NULL, false },
+	{ "zstd-level", OPT_UINT, C(zstd_level), 1, 19, NULL, "N", "1",
+	    "compression of uncompressed layers: higher stores less, costs "
+	    "push CPU", NULL, false },
+	{ "gc-interval", OPT_DURATION, C(gc_interval), 0, DURATION_MAX_SECONDS,
+	    NULL, "DURATION", "1h", "collect garbage this often; 0: never",
+	    NULL, false },
+	{ "gc-grace", OPT_DURATION, C(gc_grace), 0, DURATION_MAX_SECONDS, NULL,
+	    "DURATION", "1h", "keep unreferenced data younger than this",
+	    NULL, false },
+	{ "gc-untagged", OPT_FLAG, C(gc_untagged), 0, 0, NULL, NULL, "false",
+	    "also collect manifests no tag, index or subject keeps", NULL,
+	    false },
+	{ "htpasswd", OPT_STRING, C(htpasswd), 0, 0, NULL, "FILE", NULL,
+	    "require users of FILE (htpasswd -B); reloaded on SIGHUP",
+	    "Users and bcrypt hashes as htpasswd -B writes them; with it every "
+	    "request needs credentials (docs/AUTH.md). Reloaded on SIGHUP.",
+	    false },
+	{ "access", OPT_STRING, C(access), 0, 0, NULL, "FILE", NULL,
+	    "what each user may pull, push, delete (default: everything)",
+	    "Rights per repository pattern for users, groups and anonymous "
+	    "clients; needs htpasswd. Reloaded on SIGHUP.", false },
+	{ "token", OPT_FLAG, C(token), 0, 0, NULL, NULL, "false",
+	    "bearer tokens (ES256) from /token; key in DIR/auth/", NULL, false },
+	{ "user", OPT_STRING, C(user), 0, 0, NULL, "NAME", NULL,
+	    "started as root: run as NAME once ports, store and keys are open",
+	    NULL, false },
+	{ "log-level", OPT_ENUM, C(log_level), 0, 0, log_levels,
+	    "error|warn|info|debug", "info", "messages at least this important",
+	    NULL, false },
+	{ "log-syslog", OPT_FLAG, C(log_syslog), 0, 0, NULL, NULL, "false",
+	    "log to syslog (daemon facility) instead of stderr", NULL, false },
+	{ "access-log-format", OPT_ENUM, C(access_log_format), 0, 0,
+	    log_formats, "text|json", "text", "one access log line per "
+	    "request, as text or a JSON object", NULL, false },
+	{ "metrics-listen", OPT_STRING, C(metrics_listen), 0, 0, NULL,
+	    "ADDR:PORT", NULL, "serve Prometheus /metrics here (off by "
+	    "default)", "An address and port serving GET /metrics in "
+	    "Prometheus text format, plain HTTP, no authentication: bind it "
+	    "to a trusted network. Off when not set.", false },
+	{ NULL, OPT_FLAG, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, false },
 };
 
 static void
 usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: berthd --data DIR [--listen ADDR:PORT]... "
-	    "[--tls-cert FILE --tls-key FILE | --no-tls]\n"
-	    "              [--max-blob-size BYTES] [--max-manifest-size BYTES]\n"
-	    "              [--max-uploads N] [--max-connections N]\n"
-	    "              [--max-header-bytes N] [--max-headers N] [--max-url-bytes N]\n"
-	    "              [--header-timeout SECONDS] [--io-timeout SECONDS]\n"
-	    "              [--zstd-level N]\n"
-	    "              [--gc-interval DURATION] [--gc-grace DURATION] "
-	    "[--gc-untagged]\n"
-	    "              [--htpasswd FILE [--access FILE] [--token]] [--user NAME]\n"
-	    "              [--log-level error|warn|info|debug]\n"
-	    "       berthd --help | --version\n\n"
-	    "  --data DIR            store folder (created if missing)\n"
-	    "  --listen ADDR:PORT    address to serve; repeatable; [::1]:PORT "
-	    "for IPv6\n"
-	    "                        (default %s)\n"
-	    "  --tls-cert, --tls-key PEM certificate chain and key; without "
-	    "them a\n"
-	    "                        self-signed certificate is made in "
-	    "DIR/tls/\n"
-	    "  --no-tls              serve plain HTTP (behind a TLS proxy)\n"
-	    "  --max-blob-size       largest blob accepted (default %llu)\n"
-	    "  --max-manifest-size   largest manifest accepted (default %zu)\n"
-	    "  --zstd-level N        compression of uncompressed layers, 1-19 "
-	    "(default %d):\n"
-	    "                        higher stores less and costs push CPU\n"
-	    "  --gc-interval D       collect garbage every D (default 1h; 0: "
-	    "never)\n"
-	    "  --gc-grace D          keep unreferenced data younger than D "
-	    "(default 1h)\n"
-	    "  --gc-untagged         also collect manifests no tag, index or "
-	    "subject keeps\n"
-	    "  --htpasswd FILE       require users of FILE (htpasswd -B) "
-	    "(docs/AUTH.md)\n"
-	    "  --access FILE         what each user may pull, push, delete "
-	    "(default: all)\n"
-	    "  --token               bearer tokens (ES256) from /token; key in "
-	    "DIR/auth/\n"
-	    "  --user NAME           started as root: run as NAME once the "
-	    "ports,\n"
-	    "                        store and keys are open\n",
-	    BERTHD_LISTEN_DEFAULT,
-	    (unsigned long long)API_MAX_BLOB_BYTES_DEFAULT,
-	    API_MAX_MANIFEST_BYTES_DEFAULT, STORE_ZSTD_LEVEL_DEFAULT);
+	fprintf(f, "usage: berthd --data DIR [OPTION]...\n"
+	    "       berthd -n [OPTION]...   check the configuration and exit\n"
+	    "       berthd --help | --version\n\n");
+	opt_usage(options, f);
+	fprintf(f, "\nEvery option is also a key of the configuration file "
+	    "(berthd.conf(5));\nthe command line wins. Durations take s, m, h, "
+	    "d.\n");
 }
 
+/*
+ * Reads the command line and the configuration file into d->c, then
+ * checks what depends on several options. Returns 0, 1 for -n (checked),
+ * or -1 after printing why.
+ */
 static int
-parse_num(const char *opt, const char *s, uint64_t min, uint64_t max,
-    uint64_t *out)
+parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 {
-	if (http_parse_u64(s, strlen(s), max, out) != 0 || *out < min) {
-		fprintf(stderr, "berthd: %s: want a number from %llu to %llu, "
-		    "not '%s'\n", opt, (unsigned long long)min,
-		    (unsigned long long)max, s);
-		return -1;
-	}
-	return 0;
-}
+	const struct opt *given[128];
+	const char *vals[128];
+	size_t ngiven = 0;
+	char why[512], deflt[PATH_MAX];
+	struct stat sb;
 
-static int
-parse_args(struct berthd *d, int argc, char **argv)
-{
-	uint64_t v;
-
+	*check_only = false;
 	for (int i = 1; i < argc; i++) {
-		const char *o = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = argv[i];
+		const struct opt *o;
 
-		if (strcmp(o, "--help") == 0) {
+		if (strcmp(a, "--help") == 0) {
 			usage(stdout);
 			exit(0);
-		} else if (strcmp(o, "--version") == 0) {
+		} else if (strcmp(a, "--version") == 0) {
 			printf("berthd %s (store format %u)\n", PACKAGE_VERSION,
 			    FORMAT_VERSION);
 			exit(0);
-		} else if (strcmp(o, "--no-tls") == 0) {
-			d->no_tls = true;
-			continue;
-		} else if (strcmp(o, "--gc-untagged") == 0) {
-			d->gc.o.untagged = true;
-			continue;
-		} else if (strcmp(o, "--token") == 0) {
-			d->token = true;
+		} else if (strcmp(a, "--print-config-manual") == 0) {
+			opt_mdoc(options, stdout, "berthd.conf",
+			    BERTHD_MANUAL_DATE);
+			exit(0);
+		} else if (strcmp(a, "-n") == 0) {
+			*check_only = true;
 			continue;
 		}
-		if (val == NULL) {
-			fprintf(stderr, "berthd: %s: missing value (see --help)\n",
-			    o);
-			return -1;
-		}
-		i++;
-		if (strcmp(o, "--data") == 0) {
-			d->data = val;
-		} else if (strcmp(o, "--listen") == 0) {
-			if (d->nlisten == BERTHD_LISTEN_MAX) {
-				fprintf(stderr, "berthd: at most %d --listen\n",
-				    BERTHD_LISTEN_MAX);
-				return -1;
-			}
-			d->listen[d->nlisten++] = val;
-		} else if (strcmp(o, "--user") == 0) {
-			d->user = val;
-		} else if (strcmp(o, "--htpasswd") == 0) {
-			d->htpasswd = val;
-		} else if (strcmp(o, "--access") == 0) {
-			d->access = val;
-		} else if (strcmp(o, "--tls-cert") == 0) {
-			d->cert = val;
-		} else if (strcmp(o, "--tls-key") == 0) {
-			d->key = val;
-		} else if (strcmp(o, "--max-blob-size") == 0) {
-			if (parse_num(o, val, 1, UINT64_MAX, &d->api.max_blob_bytes))
-				return -1;
-		} else if (strcmp(o, "--max-manifest-size") == 0) {
-			if (parse_num(o, val, 1024, FORMAT_CHUNK_RAW_LIMIT, &v))
-				return -1;
-			d->api.max_manifest_bytes = (size_t)v;
-		} else if (strcmp(o, "--max-uploads") == 0) {
-			if (parse_num(o, val, 1, 100000, &v))
-				return -1;
-			d->api.max_uploads = (size_t)v;
-		} else if (strcmp(o, "--max-connections") == 0) {
-			if (parse_num(o, val, 1, 1000000, &v))
-				return -1;
-			d->limits.max_connections = (size_t)v;
-		} else if (strcmp(o, "--max-header-bytes") == 0) {
-			if (parse_num(o, val, 1024, 1 << 20, &v))
-				return -1;
-			d->limits.header_max_bytes = (size_t)v;
-		} else if (strcmp(o, "--max-headers") == 0) {
-			if (parse_num(o, val, 8, HTTP_HEADER_COUNT_MAX, &v))
-				return -1;
-			d->limits.header_max_count = (size_t)v;
-		} else if (strcmp(o, "--max-url-bytes") == 0) {
-			if (parse_num(o, val, 256, 65536, &v))
-				return -1;
-			d->limits.url_max_bytes = (size_t)v;
-		} else if (strcmp(o, "--header-timeout") == 0) {
-			if (parse_num(o, val, 1, 3600, &v))
-				return -1;
-			d->limits.header_timeout_s = (int)v;
-		} else if (strcmp(o, "--io-timeout") == 0) {
-			if (parse_num(o, val, 1, 86400, &v))
-				return -1;
-			d->limits.io_timeout_s = (int)v;
-		} else if (strcmp(o, "--zstd-level") == 0) {
-			if (parse_num(o, val, 1, 19, &v))
-				return -1;
-			d->zstd_level = (int)v;
-		} else if (strcmp(o, "--gc-interval") == 0 ||
-		    strcmp(o, "--gc-grace") == 0) {
-			if (duration_parse(val, &v) != 0) {
-				fprintf(stderr, "berthd: %s: not a duration (like "
-				    "90s, 30m, 1h, 7d): %s\n", o, val);
-				return -1;
-			}
-			if (strcmp(o, "--gc-interval") == 0)
-				d->gc.interval = v;
-			else
-				d->gc.o.grace = v;
-		} else if (strcmp(o, "--log-level") == 0) {
-			static const char *const lv[] = { "error", "warn", "info",
-			    "debug" };
-			size_t k;
-
-			for (k = 0; k < 4 && strcmp(val, lv[k]) != 0; k++)
-				;
-			if (k == 4) {
-				fprintf(stderr, "berthd: --log-level: want error, "
-				    "warn, info or debug\n");
-				return -1;
-			}
-			log_set_level((enum log_level)k);
-		} else {
+		o = strncmp(a, "--", 2) == 0 ? opt_find(options, a + 2,
+		    strlen(a) - 2) : NULL;
+		if (o == NULL) {
 			fprintf(stderr, "berthd: unknown option %s (see --help)\n",
-			    o);
+			    a);
+			return -1;
+		}
+		if (ngiven == sizeof(given) / sizeof(given[0])) {
+			fprintf(stderr, "berthd: too many options\n");
+			return -1;
+		}
+		given[ngiven] = o;
+		vals[ngiven] = NULL;
+		if (o->type != OPT_FLAG) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "berthd: --%s: missing value (see "
+				    "--help)\n", o->name);
+				return -1;
+			}
+			vals[ngiven] = argv[++i];
+		}
+		if (o->offset == offsetof(struct conf, config))
+			d->c.config = vals[ngiven];
+		ngiven++;
+	}
+	/* The file first, so that the command line overrides it. */
+	snprintf(deflt, sizeof(deflt), "%s/berth/berthd.conf", BERTH_SYSCONFDIR);
+	if (d->c.config == NULL && stat(deflt, &sb) == 0)
+		d->c.config = deflt;
+	if (d->c.config != NULL &&
+	    opt_load_file(options, &d->c, d->c.config, why, sizeof(why)) != 0) {
+		fprintf(stderr, "berthd: %s\n", why);
+		return -1;
+	}
+	for (size_t i = 0; i < ngiven; i++) {
+		/* A list on the command line replaces the file's. */
+		if (given[i]->type == OPT_LIST) {
+			bool first = true;
+
+			for (size_t j = 0; j < i; j++)
+				first = first && given[j] != given[i];
+			if (first)
+				((struct opt_list *)((char *)&d->c +
+				    given[i]->offset))->n = 0;
+		}
+		if (opt_set(given[i], &d->c, vals[i], why, sizeof(why)) != 0) {
+			fprintf(stderr, "berthd: --%s\n", why);
 			return -1;
 		}
 	}
-	if (d->data == NULL) {
-		fprintf(stderr, "berthd: --data DIR is required (see --help)\n");
+	if (d->c.data == NULL) {
+		fprintf(stderr, "berthd: data is required (--data DIR or data = "
+		    "DIR in the configuration file)\n");
 		return -1;
 	}
-	if ((d->cert == NULL) != (d->key == NULL) ||
-	    (d->no_tls && d->cert != NULL)) {
-		fprintf(stderr, "berthd: give --tls-cert and --tls-key together, "
-		    "or --no-tls alone\n");
+	if ((d->c.tls_cert == NULL) != (d->c.tls_key == NULL) ||
+	    (d->c.no_tls && d->c.tls_cert != NULL)) {
+		fprintf(stderr, "berthd: give tls-cert and tls-key together, "
+		    "or no-tls alone\n");
 		return -1;
 	}
-	if ((d->access != NULL || d->token) && d->htpasswd == NULL) {
-		fprintf(stderr, "berthd: --access and --token need --htpasswd\n");
+	if ((d->c.access != NULL || d->c.token) && d->c.htpasswd == NULL) {
+		fprintf(stderr, "berthd: access and token need htpasswd\n");
 		return -1;
 	}
-	if (d->nlisten == 0)
-		d->listen[d->nlisten++] = BERTHD_LISTEN_DEFAULT;
-	return 0;
+	if (d->c.listen.n == 0)
+		d->c.listen.v[d->c.listen.n++] = BERTHD_LISTEN_DEFAULT;
+	/* What the rest of berthd reads. */
+	d->data = d->c.data;
+	d->listen = d->c.listen;
+	d->cert = d->c.tls_cert;
+	d->key = d->c.tls_key;
+	d->no_tls = d->c.no_tls;
+	d->htpasswd = d->c.htpasswd;
+	d->access = d->c.access;
+	d->token = d->c.token;
+	d->user = d->c.user;
+	d->zstd_level = (int)d->c.zstd_level;
+	d->api.max_blob_bytes = d->c.max_blob_size;
+	d->api.max_manifest_bytes = (size_t)d->c.max_manifest_size;
+	d->api.max_uploads = (size_t)d->c.max_uploads;
+	d->limits.max_connections = (size_t)d->c.max_connections;
+	d->limits.header_max_bytes = (size_t)d->c.max_header_bytes;
+	d->limits.header_max_count = (size_t)d->c.max_headers;
+	d->limits.url_max_bytes = (size_t)d->c.max_url_bytes;
+	d->limits.header_timeout_s = (int)d->c.header_timeout;
+	d->limits.io_timeout_s = (int)d->c.io_timeout;
+	d->limits.access_log_json = strcmp(d->c.access_log_format, "json") == 0;
+	d->gc.interval = d->c.gc_interval;
+	d->gc.o.grace = d->c.gc_grace;
+	d->gc.o.untagged = d->c.gc_untagged;
+	for (int k = 0; log_levels[k] != NULL; k++)
+		if (strcmp(d->c.log_level, log_levels[k]) == 0)
+			log_set_level((enum log_level)k);
+	return *check_only ? 1 : 0;
 }
 
 /* The self-signed certificate in DIR/tls/, made on first start. */
@@ -335,6 +407,8 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	if (d->drain_timer != NULL)
 		return;
 	open = http_server_stop_accepting(d->srv);
+	if (d->metrics_srv != NULL)
+		(void)http_server_stop_accepting(d->metrics_srv);
 	log_info("signal %d: stopped accepting; %zu connection(s) open, waiting "
 	    "up to %d s", (int)sig, open, BERTHD_DRAIN_S);
 	d->drain_left = BERTHD_DRAIN_S;
@@ -456,6 +530,35 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 	log_info("SIGHUP: reloaded %s", d->cert);
 }
 
+/* The metrics listener: GET /metrics, nothing else. */
+static void
+metrics_handle(void *arg, struct http_conn *c, const struct http_request *r)
+{
+	struct berthd *d = arg;
+	char *body;
+	size_t len;
+
+	if (!http_slice_eq(r->path, "/metrics")) {
+		http_conn_reply(c, 404, "Content-Type: text/plain\r\n",
+		    "not found\n", 10, r->method == HTTP_HEAD ?
+		    HTTP_REPLY_HEAD_ONLY : 0);
+		return;
+	}
+	if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+		http_conn_reply(c, 405, "Allow: GET, HEAD\r\n", NULL, 0, 0);
+		return;
+	}
+	body = metrics_render(d->st, &len);
+	if (body == NULL) {
+		http_conn_reply(c, 500, NULL, NULL, 0, 0);
+		return;
+	}
+	http_conn_reply(c, 200, "Content-Type: text/plain; version=0.0.4; "
+	    "charset=utf-8\r\n", body, len, r->method == HTTP_HEAD ?
+	    HTTP_REPLY_HEAD_ONLY : 0);
+	free(body);
+}
+
 static void
 gc_note(void *arg, const char *line)
 {
@@ -486,6 +589,8 @@ gc_main(void *arg)
 		if (rc != 0)
 			log_error("gc: failed: %s", store_strerror(rc));
 		else
+			metrics_gc_run(r.blobs, r.manifests, r.stored);
+		if (rc == 0)
 			log_info("gc: deleted %llu manifests, %llu blobs, freed "
 			    "%llu stored bytes in %.1f s (%llu kept by the grace "
 			    "period, %llu changed meanwhile)",
@@ -535,19 +640,117 @@ gc_stop(struct gc_thread *g)
 	g->started = false;
 }
 
+/* A duration in its largest exact unit: 90s, 5m, 1h, 7d. */
+static void
+print_duration(FILE *f, uint64_t v)
+{
+	if (v != 0 && v % 86400 == 0)
+		fprintf(f, "%llud", (unsigned long long)(v / 86400));
+	else if (v != 0 && v % 3600 == 0)
+		fprintf(f, "%lluh", (unsigned long long)(v / 3600));
+	else if (v != 0 && v % 60 == 0)
+		fprintf(f, "%llum", (unsigned long long)(v / 60));
+	else
+		fprintf(f, "%llus", (unsigned long long)v);
+}
+
+/*
+ * berthd -n: the options and the files they name are checked as a start
+ * would (users and rules parsed, certificate and key loaded); the store
+ * is not opened. Prints the configuration in effect, as a file would say
+ * it. 0 if all is well, 2 with a message if not.
+ */
+static int
+check_config(struct berthd *d)
+{
+	char why[512];
+
+	if (d->htpasswd != NULL) {
+		struct auth *au = auth_load(d->htpasswd, d->access, why,
+		    sizeof(why));
+
+		if (au == NULL) {
+			fprintf(stderr, "berthd: %s\n", why);
+			return 2;
+		}
+		auth_free(au);
+	}
+	if (!d->no_tls && d->cert != NULL) {
+		SSL_CTX *ctx = tls_ctx_new(d->cert, d->key);
+
+		if (ctx == NULL) {
+			fprintf(stderr, "berthd: tls-cert/tls-key: cannot be "
+			    "used (see the log line above)\n");
+			return 2;
+		}
+		SSL_CTX_free(ctx);
+	}
+	if (d->user != NULL && getpwnam(d->user) == NULL) {
+		fprintf(stderr, "berthd: user %s: no such user\n", d->user);
+		return 2;
+	}
+	printf("# berthd %s: configuration in effect%s%s\n", PACKAGE_VERSION,
+	    d->c.config != NULL ? ", from " : "",
+	    d->c.config != NULL ? d->c.config : "");
+	for (const struct opt *o = options; o->name != NULL; o++) {
+		const void *v = (const char *)&d->c + o->offset;
+
+		if (o->cli_only)
+			continue;
+		switch (o->type) {
+		case OPT_LIST:
+			for (size_t i = 0; i < ((const struct opt_list *)v)->n; i++)
+				printf("%s = %s\n", o->name,
+				    ((const struct opt_list *)v)->v[i]);
+			break;
+		case OPT_STRING:
+		case OPT_ENUM:
+			if (*(const char *const *)v != NULL)
+				printf("%s = %s\n", o->name,
+				    *(const char *const *)v);
+			else
+				printf("# %s is not set\n", o->name);
+			break;
+		case OPT_FLAG:
+			printf("%s = %s\n", o->name, *(const bool *)v ? "true" :
+			    "false");
+			break;
+		case OPT_UINT:
+			printf("%s = %llu\n", o->name,
+			    (unsigned long long)*(const uint64_t *)v);
+			break;
+		case OPT_DURATION:
+			printf("%s = ", o->name);
+			print_duration(stdout, *(const uint64_t *)v);
+			putchar('\n');
+			break;
+		}
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct berthd d = {
-		.api = { API_MAX_BLOB_BYTES_DEFAULT, API_MAX_MANIFEST_BYTES_DEFAULT,
-		    API_MAX_UPLOADS_DEFAULT },
-		.limits = { HTTP_HEADER_MAX_BYTES_DEFAULT,
-		    HTTP_HEADER_MAX_COUNT_DEFAULT, HTTP_URL_MAX_BYTES_DEFAULT,
-		    HTTP_HEADER_TIMEOUT_S_DEFAULT, HTTP_IO_TIMEOUT_S_DEFAULT,
-		    HTTP_MAX_CONNECTIONS_DEFAULT },
-		.gc = { .interval = BERTHD_GC_INTERVAL_S,
-		    .o = { .grace = GC_GRACE_DEFAULT } },
+		.c = {
+			.max_blob_size = API_MAX_BLOB_BYTES_DEFAULT,
+			.max_manifest_size = API_MAX_MANIFEST_BYTES_DEFAULT,
+			.max_uploads = API_MAX_UPLOADS_DEFAULT,
+			.max_connections = HTTP_MAX_CONNECTIONS_DEFAULT,
+			.max_header_bytes = HTTP_HEADER_MAX_BYTES_DEFAULT,
+			.max_headers = HTTP_HEADER_MAX_COUNT_DEFAULT,
+			.max_url_bytes = HTTP_URL_MAX_BYTES_DEFAULT,
+			.header_timeout = HTTP_HEADER_TIMEOUT_S_DEFAULT,
+			.io_timeout = HTTP_IO_TIMEOUT_S_DEFAULT,
+			.zstd_level = STORE_ZSTD_LEVEL_DEFAULT,
+			.gc_interval = BERTHD_GC_INTERVAL_S,
+			.gc_grace = GC_GRACE_DEFAULT,
+			.log_level = "info",
+			.access_log_format = "text",
+		},
 	};
+	bool check_only;
 	struct store_options so = { .flags = STORE_OPEN_CREATE };
 	struct store *st = NULL;
 	struct api *api = NULL;
@@ -555,8 +758,13 @@ main(int argc, char **argv)
 	char url[128];
 	int rc, status = 1;
 
-	if (parse_args(&d, argc, argv) != 0)
+	rc = parse_args(&d, argc, argv, &check_only);
+	if (rc < 0)
 		return 2;
+	if (check_only)
+		return check_config(&d);
+	if (d.c.log_syslog)
+		log_to_syslog("berthd");
 	signal(SIGPIPE, SIG_IGN);
 	if (evthread_use_pthreads() != 0) {
 		log_error("berthd: libevent without thread support");
@@ -565,6 +773,7 @@ main(int argc, char **argv)
 	so.path = d.data;
 	so.zstd_level = d.zstd_level;
 	rc = store_open(&so, &st);
+	d.st = st;
 	if (rc != 0) {
 		log_error("berthd: store %s: %s", d.data, store_strerror(rc));
 		return 1;
@@ -594,8 +803,8 @@ main(int argc, char **argv)
 			goto out;
 		http_server_set_tls(d.srv, ctx);
 	}
-	for (size_t i = 0; i < d.nlisten; i++) {
-		if (http_server_listen(d.srv, d.listen[i], !d.no_tls, url,
+	for (size_t i = 0; i < d.listen.n; i++) {
+		if (http_server_listen(d.srv, d.listen.v[i], !d.no_tls, url,
 		    sizeof(url)) != 0)
 			goto out;
 		log_info("berthd %s listening on %s (data %s)", PACKAGE_VERSION,
@@ -607,6 +816,17 @@ main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0)
 			goto out;
+	if (d.c.metrics_listen != NULL) {
+		struct http_limits ml = d.limits;
+
+		ml.access_log_json = false;
+		d.metrics_srv = http_server_new(d.base, &ml, metrics_handle, &d);
+		if (d.metrics_srv == NULL ||
+		    http_server_listen(d.metrics_srv, d.c.metrics_listen, false,
+		    url, sizeof(url)) != 0)
+			goto out;
+		log_info("berthd: metrics on %smetrics", url);
+	}
 	if (d.user != NULL && drop_privileges(d.user) != 0)
 		goto out;
 	if (gc_start(&d.gc, st) != 0)
@@ -626,6 +846,7 @@ out:
 	 * the loop.
 	 */
 	gc_stop(&d.gc);
+	http_server_free(d.metrics_srv);
 	http_server_free(d.srv);
 	store_close(st);
 	if (api != NULL)

@@ -21,6 +21,7 @@
 
 #include "berth/export.h"
 #include "berth/store.h"
+#include "util/progress.h"
 
 #define PROG "berth-export"
 
@@ -46,6 +47,7 @@ usage(FILE *f)
 	    "                        manifest.json lists the --platform one\n"
 	    "  --uncompressed        decompressed layers named by their diff_ids\n"
 	    "                        and a new manifest, as classic docker save\n"
+	    "  -q, --quiet           no progress bar\n"
 	    "  --help                this text\n"
 	    "\n"
 	    "The chosen platform of each image is reported on standard error.\n"
@@ -84,6 +86,8 @@ sync_parent(const char *path)
 struct sink {
 	int fd;
 	int err;        /* errno of the failed write */
+	uint64_t bytes; /* written so far, for the bar */
+	struct progress pr;
 };
 
 static int
@@ -103,14 +107,20 @@ fd_sink(void *arg, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		k->bytes += (uint64_t)n;
 	}
+	/* The archive's size is not known ahead: bytes and rate, no ETA. */
+	progress_update(&k->pr, k->bytes, 0);
 	return 0;
 }
 
+/* The bar is cleared first so that a note never shares its line. */
 static void
 print_note(void *arg, const char *line)
 {
-	(void)arg;
+	struct sink *k = arg;
+
+	progress_end(&k->pr);
 	fprintf(stderr, PROG ": %s\n", line);
 }
 
@@ -118,14 +128,15 @@ int
 main(int argc, char **argv)
 {
 	struct store_options so = { .flags = STORE_OPEN_READONLY };
-	struct export_options eo = { .note = print_note };
+	struct sink k = { .fd = -1 };
+	struct export_options eo = { .note = print_note, .note_arg = &k };
 	struct export_platform plat;
 	struct export_ref ref;
 	struct store *st = NULL;
 	const char *out = NULL, **images = NULL;
 	char why[1024];
-	struct sink k = { .fd = -1 };
 	size_t nimages = 0;
+	bool quiet = false;
 	int fd = -1, rc, status = 1;
 	char *t;
 
@@ -155,6 +166,8 @@ main(int argc, char **argv)
 			eo.all_platforms = true;
 		} else if (strcmp(a, "--uncompressed") == 0) {
 			eo.uncompressed = true;
+		} else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+			quiet = true;
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			status = 0;
@@ -236,7 +249,9 @@ main(int argc, char **argv)
 		}
 	}
 	k.fd = fd;
+	progress_init(&k.pr, PROG ": writing", quiet);
 	rc = export_write(st, &eo, fd_sink, &k, why, sizeof(why));
+	progress_end(&k.pr);
 	if (rc == 0 && fd != STDOUT_FILENO && fsync(fd) != 0) {
 		k.err = errno;
 		rc = EXPORT_E_WRITE;

@@ -21,6 +21,7 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: berth-gc --data DIR [--dry-run] [--grace DURATION] "
 	    "[--untagged] [--verbose]\n"
+	    "                [--quiet]\n"
 	    "  --data DIR      the store (berthd may be running on it)\n"
 	    "  --dry-run       list what would be deleted, delete nothing\n"
 	    "  --grace D       keep what is younger than D (default 1h; s, m, "
@@ -28,14 +29,26 @@ usage(FILE *f)
 	    "  --untagged      also delete manifests no tag, index or kept "
 	    "subject keeps\n"
 	    "  --verbose       print each deletion\n"
+	    "  --quiet         no progress bar\n"
 	    "exit: 0 done, 1 failed, 2 usage\n");
 }
 
+/* The bar is cleared before a line so that the two never share one. */
 static void
 on_note(void *arg, const char *line)
 {
-	(void)arg;
+	struct progress *pr = arg;
+
+	progress_end(pr);
 	printf("berth-gc: %s\n", line);
+	if (pr->on)
+		fflush(stdout);
+}
+
+static void
+on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	progress_update(arg, done, total);
 }
 
 int
@@ -45,7 +58,8 @@ main(int argc, char **argv)
 	struct gc_options go = { .grace = GC_GRACE_DEFAULT };
 	struct gc_report r;
 	struct store *st = NULL;
-	bool verbose = false;
+	struct progress pr;
+	bool verbose = false, quiet = false;
 	char a[16], b[16];
 	int rc;
 
@@ -68,6 +82,8 @@ main(int argc, char **argv)
 			go.untagged = true;
 		} else if (strcmp(o, "--verbose") == 0) {
 			verbose = true;
+		} else if (strcmp(o, "--quiet") == 0) {
+			quiet = true;
 		} else if (strcmp(o, "--help") == 0) {
 			usage(stdout);
 			return 0;
@@ -85,8 +101,15 @@ main(int argc, char **argv)
 	}
 	if (go.dry_run)
 		so.flags = STORE_OPEN_READONLY;
-	if (go.dry_run || verbose)
+	progress_init(&pr, go.dry_run ? "berth-gc: checking" :
+	    "berth-gc: collecting", quiet);
+	pr.unit = "objects";
+	if (go.dry_run || verbose) {
 		go.note = on_note;
+		go.note_arg = &pr;
+	}
+	go.progress = on_progress;
+	go.progress_arg = &pr;
 	log_set_level(LOG_LEVEL_WARN);
 	rc = store_open(&so, &st);
 	if (rc != 0) {
@@ -94,6 +117,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	rc = store_gc(st, &go, &r);
+	progress_end(&pr);
 	store_close(st);
 	if (rc != 0) {
 		fprintf(stderr, "berth-gc: %s: collection failed: %s\n", so.path,

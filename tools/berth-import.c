@@ -114,12 +114,14 @@ bar_progress(void *arg, uint64_t done, uint64_t total)
 	on_progress(&b->pr, done, b->total >= done ? b->total : 0);
 }
 
+/* arg is the bar: cleared first, so the line does not land on it. */
 static void
 on_image(void *arg, const char *name, const struct oci_digest *d)
 {
 	char ds[OCI_DIGEST_STR_BYTES];
 
-	(void)arg;
+	if (arg != NULL)
+		progress_end(arg);
 	oci_digest_format(d, ds);
 	printf(PROG ": imported %s %s\n", name, ds);
 	fflush(stdout);
@@ -233,6 +235,7 @@ main(int argc, char **argv)
 		progress_init(&b.pr, PROG ": reading", quiet);
 		io.progress = bar_progress;
 		io.progress_arg = &b;
+		io.image_arg = &b.pr;
 		rc = import_archive(st, &io, fd_source, &s, why, sizeof(why));
 		progress_end(&b.pr);
 		if (s.fd != STDIN_FILENO)

@@ -35,6 +35,16 @@ struct gc_options {
 	const atomic_int *stop; /* may be NULL; nonzero: stop between batches */
 	gc_note_fn *note;       /* may be NULL */
 	void *note_arg;
+	/*
+	 * May be NULL. Called on the caller's thread when the candidates of a
+	 * phase are known and after each batch: done is the candidates
+	 * handled (deleted, kept as changed meanwhile, or listed on a dry
+	 * run), total the candidates found so far. total grows when a later
+	 * phase (blobs after manifests, another round of referrers) finds
+	 * its candidates; done never exceeds it.
+	 */
+	store_progress_fn *progress;
+	void *progress_arg;
 };
 
 struct gc_report {

@@ -160,6 +160,17 @@ struct store_stats {
 
 int store_stats_get(struct store *st, struct store_stats *out);
 
+/* What a readiness check needs, cheaply (one read transaction, statvfs). */
+struct store_health {
+	bool writable;          /* read-write and no failed commit since open */
+	uint64_t map_size, map_used;
+	uint64_t disk_free;     /* bytes free to unprivileged users */
+};
+int store_health(struct store *st, struct store_health *out);
+
+/* Pages freed inside the file and waiting for reuse (LMDB's free list). */
+int store_free_pages(struct store *st, uint64_t *out);
+
 /* ---- uploads ----------------------------------------------------------- */
 
 /*

@@ -24,6 +24,7 @@
 #include "api/api.h"
 #include "auth/auth.h"
 #include "auth/token.h"
+#include "metrics/metrics.h"
 #include "berth/oci.h"
 #include "util/log.h"
 
@@ -264,6 +265,7 @@ struct simple_wait {
 	struct http_conn *c;
 	int ok_status;
 	const char *unknown_code;
+	char audit[512];        /* logged when the change is made, or "" */
 };
 
 static void
@@ -271,11 +273,23 @@ simple_done(void *ctx, int rc)
 {
 	struct simple_wait *sw = ctx;
 
-	if (rc != 0)
+	if (rc != 0) {
 		reply_store_error(sw->c, NULL, rc, sw->unknown_code);
-	else
+	} else {
+		if (sw->audit[0] != '\0')
+			log_info("audit: %s", sw->audit);
 		http_conn_reply(sw->c, sw->ok_status, NULL, NULL, 0, 0);
+	}
 	free(sw);
+}
+
+/* "USER deleted REPO@REF" style lines name who did it, or "anonymous". */
+static void
+audit_text(char *out, size_t size, struct api *a, const char *verb,
+    const struct route *rt, const char *what)
+{
+	snprintf(out, size, "%s %s %s %s:%.*s", a->user != NULL ? a->user :
+	    "anonymous", verb, what, rt->name, (int)rt->ref.len, rt->ref.p);
 }
 
 /*
@@ -285,7 +299,8 @@ simple_done(void *ctx, int rc)
 static void
 reply_after(struct api *a, struct http_conn *c, const struct http_request *r,
     int ok_status, const char *unknown_code,
-    int (*start)(void *call, struct api_async *aa), void *call)
+    int (*start)(void *call, struct api_async *aa), void *call,
+    const char *audit)
 {
 	struct simple_wait *sw = calloc(1, sizeof(*sw));
 	struct api_async *aa = sw != NULL ? async_new(a, simple_done, sw) : NULL;
@@ -299,6 +314,7 @@ reply_after(struct api *a, struct http_conn *c, const struct http_request *r,
 	sw->c = c;
 	sw->ok_status = ok_status;
 	sw->unknown_code = unknown_code;
+	snprintf(sw->audit, sizeof(sw->audit), "%s", audit != NULL ? audit : "");
 	rc = start(call, aa);
 	if (rc != 0) {
 		async_cancel(aa);
@@ -613,8 +629,11 @@ h_blob_delete(struct api *a, struct http_conn *c, const struct http_request *r,
 		return;
 	}
 	struct blob_delete_call call = { a, rt, &d };
+	char audit[512];
 
-	reply_after(a, c, r, 202, "BLOB_UNKNOWN", start_blob_unlink, &call);
+	audit_text(audit, sizeof(audit), a, "deleted", rt, "blob");
+	reply_after(a, c, r, 202, "BLOB_UNKNOWN", start_blob_unlink, &call,
+	    audit);
 }
 
 /* ---- upload sessions ---------------------------------------------------- */
@@ -1297,6 +1316,7 @@ struct manifest_put {
 	struct store_ref *refs;
 	struct store_manifest sm;
 	char headers[API_HEADERS_MAX_BYTES];
+	char audit[512];
 };
 
 static int
@@ -1346,8 +1366,10 @@ manifest_put_done(void *ctx, int rc)
 		    "repository", NULL);
 	else if (rc != 0)
 		reply_store_error(mp->c, NULL, rc, "NAME_UNKNOWN");
-	else
+	else {
+		log_info("audit: %s", mp->audit);
 		http_conn_reply(mp->c, 201, mp->headers, NULL, 0, 0);
+	}
 	manifest_put_free(mp);
 }
 
@@ -1597,6 +1619,8 @@ h_manifest(struct api *a, struct http_conn *c, const struct http_request *r,
 		mp->a = a;
 		mp->c = c;
 		mp->rt = *rt;
+		audit_text(mp->audit, sizeof(mp->audit), a, "pushed", rt,
+		    "manifest");
 		if (ct != NULL && ct->len < sizeof(mp->ctype)) {
 			memcpy(mp->ctype, ct->p, ct->len);
 			mp->ctlen = ct->len;
@@ -1615,11 +1639,15 @@ h_manifest(struct api *a, struct http_conn *c, const struct http_request *r,
 		struct manifest_delete_call call = { a, rt, &d, by_digest };
 
 		/* DELETE by tag untags; by digest deletes (distribution-spec). */
+		char audit[512];
+
+		audit_text(audit, sizeof(audit), a, "deleted", rt, by_digest ?
+		    "manifest" : "tag");
 		if (rc != 0)
 			reply_store_error(c, r, rc, "MANIFEST_UNKNOWN");
 		else
 			reply_after(a, c, r, 202, "MANIFEST_UNKNOWN",
-			    start_manifest_delete, &call);
+			    start_manifest_delete, &call, audit);
 		return;
 	}
 	if (rc == 0) {
@@ -2172,6 +2200,44 @@ h_token(struct api *a, struct http_conn *c, const struct http_request *r)
 	free(body);
 }
 
+/* Below these a store is not ready for pushes. */
+#define API_READY_MAP_FREE_PERCENT      2
+#define API_READY_DISK_FREE_BYTES       ((uint64_t)256 << 20)
+
+/*
+ * GET /healthz: the process answers. GET /readyz: the store is open,
+ * takes writes, and its map and disk have room; 503 with the reason if
+ * not. Both unauthenticated and cheap, for load balancers.
+ */
+static void
+h_health(struct api *a, struct http_conn *c, const struct http_request *r,
+    bool ready)
+{
+	struct store_health sh;
+	const char *why = NULL;
+	char body[256];
+	int n;
+
+	if (ready) {
+		if (store_health(a->st, &sh) != 0)
+			why = "the store cannot be read";
+		else if (!sh.writable)
+			why = "the store refuses writes after a failed commit";
+		else if (sh.map_size > 0 && (sh.map_size - sh.map_used) * 100 <
+		    sh.map_size * API_READY_MAP_FREE_PERCENT)
+			why = "the store's map is nearly full";
+		else if (sh.disk_free < API_READY_DISK_FREE_BYTES)
+			why = "the disk is nearly full";
+	}
+	n = snprintf(body, sizeof(body), why != NULL ?
+	    "{\"status\":\"unavailable\",\"reason\":\"%s\"}" :
+	    "{\"status\":\"%s\"}", why != NULL ? why : ready ? "ready" :
+	    "alive");
+	http_conn_reply(c, why != NULL ? 503 : 200,
+	    "Content-Type: application/json\r\nCache-Control: no-store\r\n",
+	    body, (size_t)n, r->method == HTTP_HEAD ? HTTP_REPLY_HEAD_ONLY : 0);
+}
+
 void
 api_set_token(struct api *a, const struct api_token *t)
 {
@@ -2195,8 +2261,17 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 	bool path_known = false;
 	int rc;
 
+	metrics_set_uploads(a->nsessions);
+	if ((r->method == HTTP_GET || r->method == HTTP_HEAD) &&
+	    (http_slice_eq(r->path, "/healthz") ||
+	    http_slice_eq(r->path, "/readyz"))) {
+		http_conn_set_subject(c, MR_HEALTH, NULL, NULL, 0);
+		h_health(a, c, r, r->path.len == 7);
+		return;
+	}
 	if (a->token.key != NULL && a->auth != NULL && r->path.len == 6 &&
 	    memcmp(r->path.p, "/token", 6) == 0) {
+		http_conn_set_subject(c, MR_TOKEN, NULL, NULL, 0);
 		if (r->method == HTTP_GET)
 			h_token(a, c, r);
 		else
@@ -2212,6 +2287,17 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 	if (rc != 0) {
 		reply_error(c, r, 404, "NAME_UNKNOWN", "not an API path", NULL);
 		return;
+	}
+	{
+		static const enum metrics_route mr[] = {
+			[R_BASE] = MR_BASE, [R_CATALOG] = MR_CATALOG,
+			[R_TAGS] = MR_TAGS, [R_MANIFEST] = MR_MANIFEST,
+			[R_BLOB] = MR_BLOB, [R_UPLOADS] = MR_UPLOAD,
+			[R_UPLOAD] = MR_UPLOAD, [R_REFERRERS] = MR_REFERRERS,
+		};
+
+		http_conn_set_subject(c, mr[rt.kind], rt.name, rt.ref.p,
+		    rt.ref.len);
 	}
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
 		if (routes[i].kind != rt.kind)

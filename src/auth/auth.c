@@ -221,8 +221,8 @@ user_find(const struct auth *a, const char *name)
 {
 	struct user key;
 
-	if (strlen(name) > AUTH_USER_MAX_BYTES)
-		return NULL;
+	if (a->nusers == 0 || strlen(name) > AUTH_USER_MAX_BYTES)
+		return NULL;    /* bsearch wants an array, even of none */
 	snprintf(key.name, sizeof(key.name), "%s", name);
 	return bsearch(&key, a->users, a->nusers, sizeof(*a->users), user_cmp);
 }

@@ -26,7 +26,10 @@
 #include <event2/util.h>
 #include <openssl/err.h>
 
+#include <jansson.h>
+
 #include "http/server.h"
+#include "metrics/metrics.h"
 #include "util/log.h"
 
 #define HTTP_STREAM_CHUNK_BYTES ((size_t)1 << 20)
@@ -47,6 +50,9 @@
 
 /* Unread request bodies up to this size are drained to keep the connection. */
 #define HTTP_DISCARD_MAX_BYTES ((uint64_t)1 << 20)
+
+/* Buffer segments looked at per pass when a partial head is checked. */
+#define HTTP_HEAD_IOVECS_MAX 16
 
 enum conn_state { ST_HEAD, ST_HANDLER, ST_BODY, ST_WRITING, ST_LINGER };
 
@@ -73,6 +79,11 @@ struct http_conn {
 	bool paused;
 	char peer[HTTP_PEER_BYTES];
 	char user[HTTP_USER_BYTES];     /* signed-in user of this request, or "-" */
+	/* What the request is about (for the log and metrics). */
+	int route;
+	char repo[256], ref[136];
+	char req_idstr[20];     /* "r" and a hex number, unique per process */
+	uint64_t body_bytes;    /* request body bytes read */
 
 	char *head;             /* the current request head, owned */
 	struct http_request req;
@@ -174,6 +185,18 @@ http_conn_set_user(struct http_conn *c, const char *user)
 	snprintf(c->user, sizeof(c->user), "%s", user);
 }
 
+void
+http_conn_set_subject(struct http_conn *c, int route, const char *repo,
+    const char *ref, size_t reflen)
+{
+	c->route = route;
+	snprintf(c->repo, sizeof(c->repo), "%s", repo != NULL ? repo : "");
+	if (reflen >= sizeof(c->ref))
+		reflen = sizeof(c->ref) - 1;
+	memcpy(c->ref, ref != NULL ? ref : "", ref != NULL ? reflen : 0);
+	c->ref[ref != NULL ? reflen : 0] = '\0';
+}
+
 static void
 access_log(struct http_conn *c)
 {
@@ -185,8 +208,29 @@ access_log(struct http_conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
 	    (double)(now.tv_nsec - c->started.tv_nsec) / 1e6;
-	log_info("access %s %s %.*s %.*s %d %llu %.1fms", c->peer,
-	    c->user[0] != '\0' ? c->user : "-",
+	metrics_request((enum metrics_route)c->route, c->status, c->body_bytes,
+	    c->resp_bytes, ms / 1e3);
+	if (c->srv->limits.access_log_json) {
+		/* jansson escapes what the client sent. */
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s%,s:s%,s:s,s:s,s:i,s:I,"
+		    "s:I,s:f}", "id", c->req_idstr, "peer", c->peer, "user",
+		    c->user[0] != '\0' ? c->user : "",
+		    "method", c->req.method_name.p, c->req.method_name.len,
+		    "target", c->req.target.p, c->req.target.len,
+		    "repository", c->repo, "reference", c->ref,
+		    "status", c->status, "bytes_in", (json_int_t)c->body_bytes,
+		    "bytes_out", (json_int_t)c->resp_bytes, "ms", ms);
+		char *line = o != NULL ? json_dumps(o, JSON_COMPACT |
+		    JSON_ENSURE_ASCII) : NULL;
+
+		if (line != NULL)
+			log_info("access %s", line);
+		free(line);
+		json_decref(o);
+		return;
+	}
+	log_info("access %s %s %s %.*s %.*s %d %llu %.1fms", c->req_idstr,
+	    c->peer, c->user[0] != '\0' ? c->user : "-",
 	    (int)c->req.method_name.len, c->req.method_name.p,
 	    (int)c->req.target.len, c->req.target.p, c->status,
 	    (unsigned long long)c->resp_bytes, ms);
@@ -240,6 +284,16 @@ conn_wait_head(struct http_conn *c)
 	c->status = 0;
 	c->resp_bytes = 0;
 	c->user[0] = '\0';
+	c->route = 0;
+	{
+		static uint64_t next_id;        /* the loop's thread only */
+
+		snprintf(c->req_idstr, sizeof(c->req_idstr), "r%llx",
+		    (unsigned long long)++next_id);
+	}
+	c->repo[0] = '\0';
+	c->ref[0] = '\0';
+	c->body_bytes = 0;
 	evtimer_add(c->deadline, &tv);
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 	bufferevent_enable(c->bev, EV_READ);
@@ -262,6 +316,50 @@ conn_fail(struct http_conn *c, int status)
 	    "Connection: close\r\n\r\n", status, status_text(status));
 	bufferevent_write(c->bev, buf, (size_t)n);
 	log_info("http %s: refused request: %d", c->peer, status);
+}
+
+/*
+ * Whether the first n bytes of a head still arriving hold a bare LF, or a
+ * CR followed by anything but LF (RFC 9112 2.2). The parser refuses these
+ * once the head is whole; a client that ends its lines with bare LF only
+ * would otherwise wait for the header timeout instead of its 400.
+ */
+static bool
+head_has_bare_eol(struct evbuffer *in, size_t n)
+{
+	struct evbuffer_iovec v[HTTP_HEAD_IOVECS_MAX];
+	struct evbuffer_ptr pos;
+	unsigned char prev = 0;
+	size_t seen = 0;
+	int nv;
+
+	if (evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET) != 0)
+		return false;
+	while (seen < n) {
+		nv = evbuffer_peek(in, (ev_ssize_t)(n - seen), &pos, v,
+		    HTTP_HEAD_IOVECS_MAX);
+		if (nv <= 0)
+			break;
+		if (nv > HTTP_HEAD_IOVECS_MAX)
+			nv = HTTP_HEAD_IOVECS_MAX;
+		for (int i = 0; i < nv && seen < n; i++) {
+			const unsigned char *b = v[i].iov_base;
+			size_t len = v[i].iov_len < n - seen ? v[i].iov_len :
+			    n - seen;
+
+			for (size_t k = 0; k < len; k++) {
+				if (b[k] == '\n' && prev != '\r')
+					return true;
+				if (prev == '\r' && b[k] != '\n')
+					return true;
+				prev = b[k];
+			}
+			seen += len;
+		}
+		if (evbuffer_ptr_set(in, &pos, seen, EVBUFFER_PTR_SET) != 0)
+			break;
+	}
+	return false;
 }
 
 static void
@@ -303,7 +401,10 @@ conn_try_head(struct http_conn *c)
 	}
 	end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
 	if (end.pos < 0) {
-		if (avail > l->header_max_bytes)
+		if (head_has_bare_eol(in, avail < l->header_max_bytes ?
+		    avail : l->header_max_bytes))
+			conn_fail(c, 400);
+		else if (avail > l->header_max_bytes)
 			conn_fail(c, 431);
 		return;
 	}
@@ -374,6 +475,7 @@ body_feed(struct http_conn *c)
 			    (size_t)c->body_left;
 			rc = c->on_data(c->body_arg, v.iov_base, used);
 			c->body_left -= used;
+			c->body_bytes += used;
 		} else {
 			const uint8_t *d;
 			size_t dl;
@@ -387,6 +489,7 @@ body_feed(struct http_conn *c)
 			}
 			if (dl > 0)
 				rc = c->on_data(c->body_arg, d, dl);
+			c->body_bytes += dl;
 			evbuffer_drain(in, used);
 			if (rc != 0) {
 				body_finish(c, rc);

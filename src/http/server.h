@@ -33,6 +33,7 @@ struct http_limits {
 	int header_timeout_s;           /* to receive a whole head (and idle) */
 	int io_timeout_s;               /* no progress reading a body or writing */
 	size_t max_connections;
+	bool access_log_json;           /* one JSON object per request */
 };
 
 #define HTTP_HEADER_MAX_BYTES_DEFAULT   (16 * 1024)
@@ -105,6 +106,14 @@ void http_conn_resume(struct http_conn *c);
  */
 /* The signed-in user the access log names for the current request. */
 void http_conn_set_user(struct http_conn *c, const char *user);
+
+/*
+ * What the current request is about, for the access log and the metrics:
+ * the route (enum metrics_route), and the repository and reference (tag,
+ * digest or upload id; may be empty).
+ */
+void http_conn_set_subject(struct http_conn *c, int route, const char *repo,
+    const char *ref, size_t reflen);
 
 void http_conn_reply(struct http_conn *c, int status, const char *headers,
     const void *body, size_t len, unsigned flags);

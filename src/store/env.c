@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 
@@ -474,4 +475,56 @@ store_stats_get(struct store *st, struct store_stats *out)
 out:
 	store_rtxn_end(txn);
 	return rc;
+}
+
+int
+store_health(struct store *st, struct store_health *out)
+{
+	struct store_stats s;
+	struct statvfs vfs;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->writable = (st->flags & STORE_OPEN_READONLY) == 0 &&
+	    atomic_load(&st->refusing_writes) == 0;
+	rc = store_stats_get(st, &s);
+	if (rc != 0)
+		return rc;
+	out->map_size = s.map_size;
+	out->map_used = s.map_used;
+	if (statvfs(st->path, &vfs) == 0)
+		out->disk_free = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	else
+		out->disk_free = UINT64_MAX;    /* unknown: not judged */
+	return 0;
+}
+
+int
+store_free_pages(struct store *st, uint64_t *out)
+{
+	MDB_txn *txn;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	*out = 0;
+	rc = store_rtxn_begin(st, &txn);
+	if (rc != 0)
+		return rc;
+	/* LMDB's free list is database 0: each value counts its pages first. */
+	rc = mdb_cursor_open(txn, 0, &c);
+	if (rc == 0) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			size_t n;
+
+			if (v.mv_size < sizeof(n))
+				continue;
+			memcpy(&n, v.mv_data, sizeof(n));
+			*out += n;
+		}
+		mdb_cursor_close(c);
+	}
+	store_rtxn_end(txn);
+	return rc == MDB_NOTFOUND ? 0 : store_mdb_error(rc, "free list");
 }

@@ -64,6 +64,8 @@ struct gc {
 	/* tags as (repo, manifest) pairs, in key order: grouped by repo */
 	struct mlink *tags;
 	size_t ntags, ctags;
+	/* candidates handled and found, for o->progress */
+	uint64_t pdone, ptotal;
 };
 
 /* Makes room for one more element; false (p unchanged) without memory. */
@@ -665,6 +667,16 @@ run_batch(struct gc *g, struct gc_item *items, size_t n, bool blobs)
 	return 0;
 }
 
+/* Reports n more candidates found, then d more handled. */
+static void
+progress(struct gc *g, uint64_t n, uint64_t d)
+{
+	g->ptotal += n;
+	g->pdone += d;
+	if (g->o->progress != NULL)
+		g->o->progress(g->o->progress_arg, g->pdone, g->ptotal);
+}
+
 static bool
 stopped(const struct gc *g)
 {
@@ -711,9 +723,14 @@ manifests_phase(struct gc *g, uint64_t *deleted)
 		items[n++].m = &g->ml[i];
 	}
 	qsort(items, n, sizeof(*items), depth_cmp);
-	for (size_t i = 0; rc == 0 && i < n && !stopped(g); i += GC_BATCH_MAX)
-		rc = run_batch(g, items + i, n - i < GC_BATCH_MAX ? n - i :
-		    GC_BATCH_MAX, false);
+	progress(g, n, 0);
+	for (size_t i = 0; rc == 0 && i < n && !stopped(g); i += GC_BATCH_MAX) {
+		size_t m = n - i < GC_BATCH_MAX ? n - i : GC_BATCH_MAX;
+
+		rc = run_batch(g, items + i, m, false);
+		if (rc == 0)
+			progress(g, 0, m);
+	}
 	free(items);
 	*deleted = g->r->manifests - before;
 	return rc;
@@ -768,6 +785,7 @@ blobs_phase(struct gc *g)
 		}
 		items[n++].b = &g->blobs[i];
 	}
+	progress(g, n, 0);
 	for (size_t i = 0; rc == 0 && i < n && !stopped(g);) {
 		size_t m = 0;
 		uint64_t bytes = 0;
@@ -779,6 +797,8 @@ blobs_phase(struct gc *g)
 			m++;
 		}
 		rc = run_batch(g, items + i, m, true);
+		if (rc == 0)
+			progress(g, 0, m);
 		i += m;
 	}
 	free(items);

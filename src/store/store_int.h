@@ -14,6 +14,7 @@
 #define BERTH_STORE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +61,7 @@ struct store {
 
 	/* Writer-thread only. */
 	bool broken;            /* a failed commit or sync: no more writes */
+	atomic_int refusing_writes;     /* broken, readable from any thread */
 	ZSTD_CCtx *cctx;
 	uint8_t *scratch;
 	size_t scratch_cap;

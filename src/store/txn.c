@@ -18,6 +18,8 @@
  */
 #include "config.h"
 
+#include <stdatomic.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,6 +179,7 @@ writer_break(struct store *st)
 		log_error("store: write failure; refusing writes until the "
 		    "store is reopened");
 	st->broken = true;
+	atomic_store(&st->refusing_writes, 1);
 }
 
 /*

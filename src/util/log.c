@@ -1,11 +1,14 @@
 /*
- * Logging to stderr. A message is formatted whole and written with one
- * write so lines from different threads do not interleave.
+ * Logging to stderr (journald takes it from there) or to syslog. A message
+ * is formatted whole and written with one write so lines from different
+ * threads do not interleave.
  */
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,8 +17,16 @@
 #define LOG_LINE_MAX_BYTES 2048
 
 static volatile enum log_level log_level = LOG_LEVEL_INFO;
+static bool log_syslog;         /* set once, before threads start */
 
 static const char *const log_names[] = { "error", "warn", "info", "debug" };
+
+void
+log_to_syslog(const char *ident)
+{
+	openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_syslog = true;
+}
 
 void
 log_set_level(enum log_level level)
@@ -42,6 +53,16 @@ log_vwrite(enum log_level level, const char *fmt, va_list ap)
 
 	if (level > log_level)
 		return;
+	if (log_syslog) {
+		static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
+		    LOG_DEBUG };
+
+		char msg[LOG_LINE_MAX_BYTES];
+
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		syslog(prio[level], "%s", msg);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",

@@ -12,6 +12,12 @@ enum log_level {
 	LOG_LEVEL_DEBUG,
 };
 
+/*
+ * Sends messages to syslog (facility daemon, with the pid) instead of
+ * stderr from now on. Call before other threads start.
+ */
+void log_to_syslog(const char *ident);
+
 /* Messages above this level are dropped. Default LOG_LEVEL_INFO. */
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);

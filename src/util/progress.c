@@ -20,6 +20,7 @@ progress_init(struct progress *p, const char *label, bool quiet)
 {
 	p->on = !quiet && isatty(STDERR_FILENO);
 	p->label = label;
+	p->unit = NULL;
 	p->t0 = now();
 	p->last = 0;
 	p->drawn = false;
@@ -40,6 +41,16 @@ progress_bytes(uint64_t n, char *buf, unsigned size)
 	return buf;
 }
 
+/* A count, or with p->unit NULL a byte size, into buf. */
+static const char *
+amount(const struct progress *p, uint64_t n, char *buf, unsigned size)
+{
+	if (p->unit == NULL)
+		return progress_bytes(n, buf, size);
+	snprintf(buf, size, "%llu", (unsigned long long)n);
+	return buf;
+}
+
 void
 progress_update(struct progress *p, uint64_t done, uint64_t total)
 {
@@ -56,14 +67,16 @@ progress_update(struct progress *p, uint64_t done, uint64_t total)
 		snprintf(eta, sizeof(eta), " ETA %lu:%02lu", s / 60, s % 60);
 	}
 	if (total > 0)
-		fprintf(stderr, "\r%s %3u%% %s / %s  %s/s%s\033[K", p->label,
-		    (unsigned)(done * 100 / total), progress_bytes(done, a,
-		    sizeof(a)), progress_bytes(total, b, sizeof(b)),
-		    progress_bytes((uint64_t)rate, r, sizeof(r)), eta);
+		fprintf(stderr, "\r%s %3u%% %s / %s%s%s  %s/s%s\033[K", p->label,
+		    (unsigned)(done * 100 / total), amount(p, done, a, sizeof(a)),
+		    amount(p, total, b, sizeof(b)), p->unit ? " " : "",
+		    p->unit ? p->unit : "", amount(p, (uint64_t)rate, r,
+		    sizeof(r)), eta);
 	else
-		fprintf(stderr, "\r%s %s  %s/s\033[K", p->label,
-		    progress_bytes(done, a, sizeof(a)),
-		    progress_bytes((uint64_t)rate, r, sizeof(r)));
+		fprintf(stderr, "\r%s %s%s%s  %s/s\033[K", p->label,
+		    amount(p, done, a, sizeof(a)), p->unit ? " " : "",
+		    p->unit ? p->unit : "", amount(p, (uint64_t)rate, r,
+		    sizeof(r)));
 	p->drawn = true;
 }
 

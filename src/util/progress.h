@@ -12,6 +12,9 @@
 struct progress {
 	bool on;
 	const char *label;
+	/* NULL (progress_init's): done and total are bytes; else they count
+	 * things of this name ("objects"), printed as plain numbers. */
+	const char *unit;
 	double t0, last;
 	bool drawn;
 };

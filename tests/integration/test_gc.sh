@@ -82,6 +82,6 @@ check "usage errors exit 2, a missing store exits 1, one line each" sh -c \
 	"[ $rc1 -eq 2 ] && [ $rc2 -eq 2 ] && [ $rc3 -eq 1 ] && [ \$(wc -l <$T/u3.out) -eq 1 ] &&
 	 grep -q 'not a duration' $T/u2.out"
 "$BERTHD" --data "$T/x" --gc-interval 5q >"$T/u4.out" 2>&1
-check "berthd refuses a bad --gc-interval" sh -c "[ $? -ne 0 ] && grep -q 'not a duration' $T/u4.out"
+check "berthd refuses a bad --gc-interval" sh -c "[ $? -ne 0 ] && grep -q 'want a duration' $T/u4.out"
 
 tap_end

@@ -2,7 +2,8 @@
  * store_gc on real stores: the grace period, what tags, indexes and
  * subjects keep, dry runs, the put that loses a race with a collection,
  * and collections running while a writer pushes, retags and deletes,
- * after which every tagged image is whole and fsck finds nothing.
+ * after which every tagged image is whole and fsck finds nothing; and the
+ * progress callback across batches and phases.
  */
 #include "config.h"
 
@@ -356,6 +357,67 @@ test_collections_beside_pushes(void **state)
 	assert_sound(f->st);
 }
 
+/* What the progress callback saw. */
+struct seen {
+	uint64_t calls, done, total;
+	bool monotonic;
+};
+
+static void
+on_progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct seen *s = arg;
+
+	if (done < s->done || total < s->total || done > total)
+		s->monotonic = false;
+	s->calls++;
+	s->done = done;
+	s->total = total;
+}
+
+/* Progress counts every candidate handled, across batches and phases,
+ * and ends with done == total; a dry run reports the same. */
+static void
+test_progress(void **state)
+{
+	struct fixture *f = *state;
+	struct oci_digest man, layer, d;
+	struct gc_report r;
+	const uint64_t loose = 2 * GC_BATCH_MAX + 2;
+
+	image(f->st, "app", "a", NULL, &man, &layer);   /* untagged */
+	for (uint64_t i = 0; i < loose; i++) {
+		uint8_t junk[32];
+
+		tu_fill_random(junk, sizeof(junk), &seed_state);
+		assert_int_equal(tu_put_blob(f->st, "app", junk, sizeof(junk),
+		    32, &d), 0);
+	}
+	for (int dry = 1; dry >= 0; dry--) {
+		struct seen s = { .monotonic = true };
+		struct gc_options o = { .grace = 0, .untagged = true,
+		    .dry_run = dry, .progress = on_progress,
+		    .progress_arg = &s };
+
+		assert_int_equal(store_gc(f->st, &o, &r), 0);
+		assert_true(s.monotonic);
+		/* a phase start and at least one call per batch */
+		assert_true(s.calls >= 4);
+		assert_int_equal(s.done, s.total);
+		if (dry) {
+			/* the manifest, and the loose blobs (not yet the
+			 * manifest's, which only become garbage after it) */
+			assert_int_equal(s.total, 1 + loose);
+		} else {
+			/* the manifest, then its config and layer too */
+			assert_int_equal(s.total, 1 + loose + 2);
+			assert_int_equal(r.manifests + r.blobs + r.skipped,
+			    s.total);
+		}
+	}
+	assert_sound(f->st);
+}
+
 int
 main(void)
 {
@@ -366,6 +428,7 @@ main(void)
 		T(test_untagged_manifests),
 		T(test_put_after_collection_fails_cleanly),
 		T(test_collections_beside_pushes),
+		T(test_progress),
 	};
 
 	seed_state = tu_seed("test_gc");
