@@ -75,7 +75,7 @@ struct conf {
 	bool no_tls;
 	uint64_t max_blob_size, max_manifest_size, max_uploads;
 	uint64_t max_connections, max_header_bytes, max_headers, max_url_bytes;
-	uint64_t header_timeout, io_timeout, zstd_level;
+	uint64_t header_timeout, io_timeout, zstd_level, min_body_rate;
 	const char *log_level;
 	bool log_syslog;
 	const char *access_log_format;
@@ -163,6 +163,10 @@ static const struct opt options[] = {
 	    NULL, false },
 	{ "io-timeout", OPT_DURATION, C(io_timeout), 1, 86400, NULL,
 	    "DURATION", "2m", "longest wait for a client's next bytes",
+	    NULL, false },
+	{ "min-body-rate", OPT_UINT, C(min_body_rate), 0, 1000000000, NULL,
+	    "BYTES", "1024", "a request body slower than this many bytes a "
+	    "second, on average over io-timeout, is cut off; 0: no limit",
 	    NULL, false },
 	{ "zstd-level", OPT_UINT, C(zstd_level), 1, 19, NULL, "N", "1",
 	    "compression of uncompressed layers: higher stores less, costs "
@@ -339,6 +343,7 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 	d->limits.url_max_bytes = (size_t)d->c.max_url_bytes;
 	d->limits.header_timeout_s = (int)d->c.header_timeout;
 	d->limits.io_timeout_s = (int)d->c.io_timeout;
+	d->limits.min_body_rate = d->c.min_body_rate;
 	d->limits.access_log_json = strcmp(d->c.access_log_format, "json") == 0;
 	d->gc.interval = d->c.gc_interval;
 	d->gc.o.grace = d->c.gc_grace;
@@ -743,6 +748,7 @@ main(int argc, char **argv)
 			.max_url_bytes = HTTP_URL_MAX_BYTES_DEFAULT,
 			.header_timeout = HTTP_HEADER_TIMEOUT_S_DEFAULT,
 			.io_timeout = HTTP_IO_TIMEOUT_S_DEFAULT,
+			.min_body_rate = HTTP_MIN_BODY_RATE_DEFAULT,
 			.zstd_level = STORE_ZSTD_LEVEL_DEFAULT,
 			.gc_interval = BERTHD_GC_INTERVAL_S,
 			.gc_grace = GC_GRACE_DEFAULT,

@@ -84,6 +84,9 @@ struct http_conn {
 	char repo[256], ref[136];
 	char req_idstr[20];     /* "r" and a hex number, unique per process */
 	uint64_t body_bytes;    /* request body bytes read */
+	/* The body's rate window: since the body began or reading resumed. */
+	struct timespec rate_t0;
+	uint64_t rate_bytes0;
 
 	char *head;             /* the current request head, owned */
 	struct http_request req;
@@ -509,6 +512,35 @@ body_feed(struct http_conn *c)
 	}
 }
 
+static void
+rate_window_start(struct http_conn *c)
+{
+	clock_gettime(CLOCK_MONOTONIC, &c->rate_t0);
+	c->rate_bytes0 = c->body_bytes;
+}
+
+/*
+ * Whether a body arrives slower than limits.min_body_rate, on average over
+ * its window, once the window is longer than the I/O timeout: a client
+ * dribbling one byte per timeout would otherwise hold its slot forever.
+ */
+static bool
+body_too_slow(struct http_conn *c)
+{
+	const struct http_limits *l = &c->srv->limits;
+	struct timespec now;
+	double el;
+
+	if (l->min_body_rate == 0 || c->paused)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	el = (double)(now.tv_sec - c->rate_t0.tv_sec) +
+	    (double)(now.tv_nsec - c->rate_t0.tv_nsec) / 1e9;
+	return el > (double)l->io_timeout_s &&
+	    (double)(c->body_bytes - c->rate_bytes0) / el <
+	    (double)l->min_body_rate;
+}
+
 void
 http_conn_read_body(struct http_conn *c, http_body_data_fn *data,
     http_body_end_fn *end, void *arg)
@@ -524,6 +556,7 @@ http_conn_read_body(struct http_conn *c, http_body_data_fn *data,
 	http_chunked_init(&c->chunked);
 	c->state = ST_BODY;
 	c->paused = false;
+	rate_window_start(c);
 	if (c->broken) {
 		body_finish(c, -1);
 		return;
@@ -550,6 +583,8 @@ http_conn_resume(struct http_conn *c)
 	if (c->state != ST_BODY || !c->paused)
 		return;
 	c->paused = false;
+	/* A pause is the server's doing: the client's rate starts afresh. */
+	rate_window_start(c);
 	bufferevent_enable(c->bev, EV_READ);
 	body_feed(c);
 }
@@ -756,10 +791,18 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn *c = arg;
 
-	if (c->state == ST_HEAD)
+	if (c->state == ST_HEAD) {
 		conn_try_head(c);
-	else if (c->state == ST_BODY)
+	} else if (c->state == ST_BODY) {
 		body_feed(c);
+		if (c->state == ST_BODY && body_too_slow(c)) {
+			log_info("http %s: body slower than %llu bytes/s: closed",
+			    c->peer, (unsigned long long)
+			    c->srv->limits.min_body_rate);
+			c->broken = true;
+			body_finish(c, -1);
+		}
+	}
 	else if (c->state == ST_LINGER) {
 		struct timeval tv = { HTTP_LINGER_MS / 1000,
 		    (HTTP_LINGER_MS % 1000) * 1000 };

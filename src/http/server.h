@@ -34,6 +34,7 @@ struct http_limits {
 	int io_timeout_s;               /* no progress reading a body or writing */
 	size_t max_connections;
 	bool access_log_json;           /* one JSON object per request */
+	uint64_t min_body_rate;         /* bytes/s over io_timeout_s; 0: none */
 };
 
 #define HTTP_HEADER_MAX_BYTES_DEFAULT   (16 * 1024)
@@ -42,6 +43,7 @@ struct http_limits {
 #define HTTP_HEADER_TIMEOUT_S_DEFAULT   30
 #define HTTP_IO_TIMEOUT_S_DEFAULT       120
 #define HTTP_MAX_CONNECTIONS_DEFAULT    1024
+#define HTTP_MIN_BODY_RATE_DEFAULT      1024    /* bytes/s */
 
 struct http_server;
 struct http_conn;
