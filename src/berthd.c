@@ -26,6 +26,9 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#ifdef HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "api/api.h"
 #include "metrics/metrics.h"
@@ -245,8 +248,14 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 			usage(stdout);
 			exit(0);
 		} else if (strcmp(a, "--version") == 0) {
-			printf("berthd %s (store format %u)\n", PACKAGE_VERSION,
-			    FORMAT_VERSION);
+			printf("berthd %s (store format %u%s)\n", PACKAGE_VERSION,
+			    FORMAT_VERSION,
+#ifdef HAVE_LIBSYSTEMD
+			    ", sd_notify"
+#else
+			    ""
+#endif
+			    );
 			exit(0);
 		} else if (strcmp(a, "--print-config-manual") == 0) {
 			opt_mdoc(options, stdout, "berthd.conf",
@@ -354,6 +363,20 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 	return *check_only ? 1 : 0;
 }
 
+/*
+ * Tells systemd (Type=notify units) what berthd is doing; nothing when
+ * built without libsystemd or not started by systemd.
+ */
+static void
+notify(const char *state)
+{
+#ifdef HAVE_LIBSYSTEMD
+	(void)sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
 /* The self-signed certificate in DIR/tls/, made on first start. */
 static int
 tls_default_paths(struct berthd *d)
@@ -411,6 +434,7 @@ stop_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (d->drain_timer != NULL)
 		return;
+	notify("STOPPING=1");
 	open = http_server_stop_accepting(d->srv);
 	if (d->metrics_srv != NULL)
 		(void)http_server_stop_accepting(d->metrics_srv);
@@ -522,17 +546,19 @@ hup_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)sig;
 	(void)what;
+	notify("RELOADING=1");
 	if (!auth_reload(d))
 		log_error("SIGHUP: keeping the old users and access rules");
-	if (d->no_tls)
-		return;
-	ctx = tls_ctx_new(d->cert, d->key);
-	if (ctx == NULL) {
-		log_error("SIGHUP: keeping the old certificate");
-		return;
+	if (!d->no_tls) {
+		ctx = tls_ctx_new(d->cert, d->key);
+		if (ctx == NULL) {
+			log_error("SIGHUP: keeping the old certificate");
+		} else {
+			http_server_set_tls(d->srv, ctx);
+			log_info("SIGHUP: reloaded %s", d->cert);
+		}
 	}
-	http_server_set_tls(d->srv, ctx);
-	log_info("SIGHUP: reloaded %s", d->cert);
+	notify("READY=1");
 }
 
 /* The metrics listener: GET /metrics, nothing else. */
@@ -837,6 +863,7 @@ main(int argc, char **argv)
 		goto out;
 	if (gc_start(&d.gc, st) != 0)
 		goto out;
+	notify("READY=1");
 	event_base_dispatch(d.base);
 	log_info("berthd: stopping");
 	status = 0;
