@@ -5,7 +5,7 @@
  * SIGINT, after which in-flight requests get a grace period and the store
  * is closed cleanly. SIGHUP reloads the certificate.
  */
-#define _DEFAULT_SOURCE         /* setgroups */
+#define _DEFAULT_SOURCE         /* initgroups */
 #include "config.h"
 
 #include <errno.h>
@@ -87,6 +87,7 @@ struct conf {
 	bool gc_untagged;
 	const char *htpasswd, *access;
 	bool token;
+	const char *token_realm;
 	const char *user;
 };
 
@@ -194,6 +195,14 @@ static const struct opt options[] = {
 	    "clients; needs htpasswd. Reloaded on SIGHUP.", false },
 	{ "token", OPT_FLAG, C(token), 0, 0, NULL, NULL, "false",
 	    "bearer tokens (ES256) from /token; key in DIR/auth/", NULL, false },
+	{ "token-realm", OPT_STRING, C(token_realm), 0, 0, NULL, "URL", NULL,
+	    "where clients ask for tokens (default https://HOST/token, the "
+	    "host they used)", "The realm of the Bearer challenge: where "
+	    "clients send their credentials for a token. By default the "
+	    "scheme berthd serves (https, or http with no-tls) and the host "
+	    "the client used, then /token. Behind a proxy that terminates "
+	    "TLS, set it to the proxy's https URL ending in /token, so that "
+	    "credentials never travel in clear.", false },
 	{ "user", OPT_STRING, C(user), 0, 0, NULL, "NAME", NULL,
 	    "started as root: run as NAME once ports, store and keys are open",
 	    NULL, false },
@@ -221,8 +230,8 @@ usage(FILE *f)
 	    "       berthd --help | --version\n\n");
 	opt_usage(options, f);
 	fprintf(f, "\nEvery option is also a key of the configuration file "
-	    "(berthd.conf(5));\nthe command line wins. Durations take s, m, h, "
-	    "d.\n");
+	    "(berthd.conf(5));\nthe command line wins; --name=value works too "
+	    "(--no-tls=false). Durations\ntake s, m, h, d.\n");
 }
 
 /*
@@ -241,7 +250,7 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 
 	*check_only = false;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
+		const char *a = argv[i], *eq;
 		const struct opt *o;
 
 		if (strcmp(a, "--help") == 0) {
@@ -265,8 +274,9 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 			*check_only = true;
 			continue;
 		}
+		eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
 		o = strncmp(a, "--", 2) == 0 ? opt_find(options, a + 2,
-		    strlen(a) - 2) : NULL;
+		    eq != NULL ? (size_t)(eq - a - 2) : strlen(a) - 2) : NULL;
 		if (o == NULL) {
 			fprintf(stderr, "berthd: unknown option %s (see --help)\n",
 			    a);
@@ -278,7 +288,11 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 		}
 		given[ngiven] = o;
 		vals[ngiven] = NULL;
-		if (o->type != OPT_FLAG) {
+		if (eq != NULL) {
+			/* --name=value; for a flag, --no-tls=false turns off
+			 * what the file turned on. */
+			vals[ngiven] = eq + 1;
+		} else if (o->type != OPT_FLAG) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "berthd: --%s: missing value (see "
 				    "--help)\n", o->name);
@@ -461,7 +475,13 @@ auth_reload(struct berthd *d)
 		return false;
 	}
 	auth_counts(au, &users, &rules);
-	auth_free(api_set_auth(d->api_handle, au));
+	{
+		struct auth *old = api_set_auth(d->api_handle, au);
+
+		if (old != NULL)
+			auth_inherit(au, old);
+		auth_free(old);
+	}
 	log_info("auth: %zu users from %s, %s", users, d->htpasswd,
 	    d->access != NULL ? "rules from the access file" :
 	    "every user may pull, push and delete");
@@ -498,7 +518,7 @@ drop_privileges(const char *name)
 		return -1;
 	}
 	gid = pw->pw_gid;
-	if (setgroups(1, &gid) != 0 || setgid(gid) != 0 ||
+	if (initgroups(name, gid) != 0 || setgid(gid) != 0 ||
 	    setuid(pw->pw_uid) != 0) {
 		log_error("berthd: --user %s: %s", name, strerror(errno));
 		return -1;
@@ -532,6 +552,7 @@ token_start(struct berthd *d)
 		return -1;
 	}
 	t.key = d->token_key;
+	t.realm = d->c.token_realm;
 	snprintf(t.service, sizeof(t.service), "%s", TOKEN_SERVICE_DEFAULT);
 	api_set_token(d->api_handle, &t);
 	log_info("auth: bearer tokens from /token, signed with %s", path);
@@ -852,6 +873,7 @@ main(int argc, char **argv)
 		struct http_limits ml = d.limits;
 
 		ml.access_log_json = false;
+		ml.quiet = true;        /* scrapes are not registry traffic */
 		d.metrics_srv = http_server_new(d.base, &ml, metrics_handle, &d);
 		if (d.metrics_srv == NULL ||
 		    http_server_listen(d.metrics_srv, d.c.metrics_listen, false,

@@ -92,6 +92,8 @@ struct api {
 	/* The request being dispatched (handlers read it synchronously). */
 	const char *user;               /* signed-in user, NULL if anonymous */
 	char user_buf[AUTH_USER_MAX_BYTES + 1];
+	bool bearer;                    /* ... and claims holds its token's */
+	struct token_claims claims;
 };
 
 /* ---- replies ----------------------------------------------------------- */
@@ -714,6 +716,7 @@ session_new(struct api *a, struct store_upload *up, bool monolithic)
 		s->next = a->table[slot];
 		a->table[slot] = s;
 		a->nsessions++;
+		metrics_set_uploads(a->nsessions);
 	}
 	s->idle_since = time(NULL);
 	return s;
@@ -759,6 +762,7 @@ session_free(struct session *s)
 	if (*pp == s) {
 		*pp = s->next;
 		a->nsessions--;
+		metrics_set_uploads(a->nsessions);
 	}
 	session_stream_end(s);
 	store_upload_free(s->up);
@@ -791,6 +795,7 @@ session_retire(struct session *s, bool cancel)
 	if (*pp == s) {
 		*pp = s->next;
 		a->nsessions--;
+		metrics_set_uploads(a->nsessions);
 	}
 	s->next = NULL;
 	s->dying = true;
@@ -1187,8 +1192,10 @@ h_upload_start(struct api *a, struct http_conn *c, const struct http_request *r,
 		struct api_async *aa;
 
 		/* Mounting reads the source: the caller must be able to pull it. */
-		if ((a->auth == NULL || (auth_rights(a->auth, a->user, from,
-		    strlen(from)) & AUTH_PULL)) &&
+		if ((a->auth == NULL || ((auth_rights(a->auth, a->user, from,
+		    strlen(from)) & AUTH_PULL) && (!a->bearer ||
+		    (token_actions(&a->claims, from, strlen(from)) &
+		    AUTH_PULL)))) &&
 		    store_blob_stat(a->st, from, strlen(from), &d, &info) == 0 &&
 		    (aa = async_new(a, upload_start_mounted, us)) != NULL) {
 			us->d = d;
@@ -1972,9 +1979,13 @@ reply_unauthorized(struct api *a, struct http_conn *c,
 		    access == API_ACCESS_DELETE ? "delete" : "pull";
 
 		request_host(r, host, sizeof(host));
-		hdr_add(&h, "WWW-Authenticate: Bearer realm=\"%s://%s/token\","
-		    "service=\"%s\"", a->token.tls ? "https" : "http", host,
-		    a->token.service);
+		if (a->token.realm != NULL)
+			hdr_add(&h, "WWW-Authenticate: Bearer realm=\"%s\","
+			    "service=\"%s\"", a->token.realm, a->token.service);
+		else
+			hdr_add(&h, "WWW-Authenticate: Bearer realm=\"%s://%s/"
+			    "token\",service=\"%s\"", a->token.tls ? "https" :
+			    "http", host, a->token.service);
 		if (access == API_ACCESS_CATALOG)
 			hdr_add(&h, ",scope=\"registry:catalog:*\"");
 		else if (access != API_ACCESS_NONE)
@@ -2018,27 +2029,32 @@ authorize(struct api *a, struct http_conn *c, const struct http_request *r,
     const struct route *rt, enum api_access access)
 {
 	const struct http_slice *h = http_request_header(r, "Authorization");
-	struct token_claims tc;
+	struct token_claims *tc = &a->claims;
 	bool bearer = a->token.key != NULL && is_bearer(h);
 	bool signed_in;
 	unsigned need = 0, have;
 	int rc;
 
 	a->user = NULL;
+	a->bearer = bearer;
 	if (bearer) {
 		if (token_verify(a->token.key, a->token.service, h->p + 7,
-		    h->len - 7, (uint64_t)time(NULL), &tc) != 0) {
+		    h->len - 7, (uint64_t)time(NULL), tc) != 0 ||
+		    (tc->user[0] != '\0' &&
+		    !auth_user_exists(a->auth, tc->user))) {
+			/* A user removed since the token was made: no more. */
 			reply_unauthorized(a, c, r, rt, access,
 			    "token invalid or expired");
 			return false;
 		}
-		if (tc.user[0] != '\0') {
-			snprintf(a->user_buf, sizeof(a->user_buf), "%s", tc.user);
+		if (tc->user[0] != '\0') {
+			snprintf(a->user_buf, sizeof(a->user_buf), "%s", tc->user);
 			a->user = a->user_buf;
 		}
 	} else {
 		rc = auth_basic(a->auth, h != NULL ? h->p : NULL,
-		    h != NULL ? h->len : 0, (uint64_t)time(NULL), a->user_buf);
+		    h != NULL ? h->len : 0, (uint64_t)time(NULL),
+		    http_conn_peer(c), a->user_buf);
 		if (rc == AUTH_BUSY) {
 			reply_busy(c, r);
 			return false;
@@ -2065,7 +2081,8 @@ authorize(struct api *a, struct http_conn *c, const struct http_request *r,
 		}
 		return true;
 	case API_ACCESS_CATALOG:
-		if (!signed_in && !auth_anonymous_any(a->auth)) {
+		if ((!signed_in && !auth_anonymous_any(a->auth)) ||
+		    (bearer && !token_catalog(tc))) {
 			reply_unauthorized(a, c, r, rt, access,
 			    "authentication required");
 			return false;
@@ -2084,7 +2101,7 @@ authorize(struct api *a, struct http_conn *c, const struct http_request *r,
 	/* What the rules give the caller now; a token may give less. */
 	have = auth_rights(a->auth, a->user, rt->name, rt->namelen);
 	if ((have & need) == need &&
-	    (!bearer || (token_actions(&tc, rt->name, rt->namelen) & need) ==
+	    (!bearer || (token_actions(tc, rt->name, rt->namelen) & need) ==
 	    need))
 		return true;
 	if ((have & need) == need || a->user == NULL)
@@ -2115,7 +2132,7 @@ h_token(struct api *a, struct http_conn *c, const struct http_request *r)
 	int rc;
 
 	rc = auth_basic(a->auth, h != NULL ? h->p : NULL, h != NULL ? h->len : 0,
-	    now, a->user_buf);
+	    now, http_conn_peer(c), a->user_buf);
 	if (rc == AUTH_BUSY) {
 		reply_busy(c, r);
 		return;
@@ -2261,7 +2278,6 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 	bool path_known = false;
 	int rc;
 
-	metrics_set_uploads(a->nsessions);
 	if ((r->method == HTTP_GET || r->method == HTTP_HEAD) &&
 	    (http_slice_eq(r->path, "/healthz") ||
 	    http_slice_eq(r->path, "/readyz"))) {
@@ -2305,6 +2321,7 @@ api_handle(void *arg, struct http_conn *c, const struct http_request *r)
 		path_known = true;
 		if (routes[i].method == r->method) {
 			a->user = NULL;
+			a->bearer = false;
 			if (a->auth != NULL &&
 			    !authorize(a, c, r, &rt, routes[i].access))
 				return;

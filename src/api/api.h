@@ -53,6 +53,7 @@ struct api_token {
 	char service[64];               /* the tokens' audience */
 	uint64_t ttl;                   /* seconds a token lives */
 	bool tls;                       /* realm scheme: https or http */
+	const char *realm;              /* the whole realm URL, or NULL */
 };
 
 struct api *api_new(struct store *st, struct event_base *base,

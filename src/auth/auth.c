@@ -30,9 +30,6 @@
 #define AUTH_BCRYPT_BYTES       60
 #define AUTH_PATTERN_MAX_BYTES  255
 
-/* Checked when the user is unknown, so that the answer takes as long. */
-static const char auth_dummy_hash[] =
-    "$2y$10$gfAcPh1bVtWAvpcA3cjIROsUlHEzdZd7jVjPQZ6YHomRFh6kZtmEu";
 
 struct user {
 	char name[AUTH_USER_MAX_BYTES + 1];
@@ -58,6 +55,18 @@ struct cache_entry {
 	uint8_t key[32];
 	uint64_t expires;
 	char user[AUTH_USER_MAX_BYTES + 1];
+	char hash[AUTH_BCRYPT_BYTES + 1];       /* the user's when verified */
+	bool good;              /* the password matched; else it did not */
+};
+
+/* Password checks a peer may make per second, and its burst. */
+#define AUTH_PEER_PER_SECOND    5
+#define AUTH_PEERS              256
+
+struct peer_bucket {
+	uint8_t key[16];        /* hash of the peer's address */
+	double tokens;
+	uint64_t refilled;
 };
 
 struct auth {
@@ -72,6 +81,10 @@ struct auth {
 	struct cache_entry cache[AUTH_CACHE_ENTRIES];
 	double tokens;
 	uint64_t refilled;
+	struct peer_bucket peers[AUTH_PEERS];
+	/* Checked when the user is unknown: a hash of the highest cost
+	 * loaded, so that the answer takes as long as for a known user. */
+	char dummy[AUTH_BCRYPT_BYTES + 1];
 	struct crypt_data *cd;
 };
 
@@ -337,8 +350,8 @@ access_line(void *arg, const char *p, size_t n, size_t lineno, char *why,
     size_t whysize)
 {
 	struct auth *a = arg;
-	const char *w[AUTH_GROUP_MEMBERS_MAX + 2];
-	size_t wl[AUTH_GROUP_MEMBERS_MAX + 2], k;
+	const char *w[AUTH_GROUP_MEMBERS_MAX + 3];
+	size_t wl[AUTH_GROUP_MEMBERS_MAX + 3], k;
 
 	(void)lineno;
 	k = words(p, n, w, wl, sizeof(w) / sizeof(w[0]));
@@ -529,6 +542,55 @@ auth_parse_check(const char *htpasswd, size_t hlen, const char *access,
 	return a != NULL ? 0 : -1;
 }
 
+/* The dummy hash: random password, the highest cost of the users. */
+static int
+make_dummy(struct auth *a)
+{
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	uint8_t rnd[16], pw[17];
+	unsigned long cost = 5;
+	const char *h;
+
+	for (size_t i = 0; i < a->nusers; i++) {
+		unsigned long c = (unsigned long)(a->users[i].hash[4] - '0') * 10 +
+		    (unsigned long)(a->users[i].hash[5] - '0');
+
+		if (c > cost)
+			cost = c;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1 || RAND_bytes(pw, 16) != 1)
+		return -1;
+	for (size_t i = 0; i < 16; i++)
+		pw[i] = (uint8_t)('a' + pw[i] % 26);
+	pw[16] = '\0';
+	if (crypt_gensalt_rn("$2y$", cost, (const char *)rnd, sizeof(rnd), salt,
+	    sizeof(salt)) == NULL)
+		return -1;
+	h = crypt_r((const char *)pw, salt, a->cd);
+	if (h == NULL || strlen(h) != AUTH_BCRYPT_BYTES)
+		return -1;
+	memcpy(a->dummy, h, AUTH_BCRYPT_BYTES + 1);
+	return 0;
+}
+
+bool
+auth_user_exists(const struct auth *a, const char *name)
+{
+	return user_find(a, name) != NULL;
+}
+
+void
+auth_inherit(struct auth *a, const struct auth *old)
+{
+	/* Remembered passwords stay valid while their user's hash is the
+	 * same: a reload does not send everyone back through bcrypt. */
+	memcpy(a->secret, old->secret, sizeof(a->secret));
+	memcpy(a->cache, old->cache, sizeof(a->cache));
+	memcpy(a->peers, old->peers, sizeof(a->peers));
+	a->tokens = old->tokens;
+	a->refilled = old->refilled;
+}
+
 struct auth *
 auth_load(const char *htpasswd, const char *access, char *why, size_t whysize)
 {
@@ -544,7 +606,8 @@ auth_load(const char *htpasswd, const char *access, char *why, size_t whysize)
 	if (a == NULL)
 		goto out;
 	a->cd = calloc(1, sizeof(*a->cd));
-	if (a->cd == NULL || RAND_bytes(a->secret, sizeof(a->secret)) != 1) {
+	if (a->cd == NULL || RAND_bytes(a->secret, sizeof(a->secret)) != 1 ||
+	    make_dummy(a) != 0) {
 		snprintf(why, whysize, "out of memory or randomness");
 		auth_free(a);
 		a = NULL;
@@ -624,9 +687,43 @@ refill(struct auth *a, uint64_t now)
 	}
 }
 
+/* The peer's own budget of checks; false when it is spent. */
+static bool
+peer_take(struct auth *a, const char *peer, uint64_t now)
+{
+	uint8_t h[32];
+	unsigned hl = sizeof(h);
+	struct peer_bucket *b;
+	size_t n = strlen(peer);
+	const char *colon = strrchr(peer, ':');
+
+	/* The address, not the port: "1.2.3.4:5678", "[::1]:5678". */
+	if (colon != NULL)
+		n = (size_t)(colon - peer);
+	if (HMAC(EVP_sha256(), a->secret, sizeof(a->secret),
+	    (const unsigned char *)peer, n, h, &hl) == NULL)
+		return true;
+	b = &a->peers[(h[0] | (unsigned)h[1] << 8) % AUTH_PEERS];
+	if (memcmp(b->key, h, sizeof(b->key)) != 0) {
+		memcpy(b->key, h, sizeof(b->key));
+		b->tokens = 2 * AUTH_PEER_PER_SECOND;
+		b->refilled = now;
+	}
+	if (now > b->refilled) {
+		b->tokens += (double)(now - b->refilled) * AUTH_PEER_PER_SECOND;
+		if (b->tokens > 2 * AUTH_PEER_PER_SECOND)
+			b->tokens = 2 * AUTH_PEER_PER_SECOND;
+		b->refilled = now;
+	}
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
+
 int
 auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
-    char *user)
+    const char *peer, char *user)
 {
 	uint8_t raw[AUTH_USER_MAX_BYTES + 1 + AUTH_PASSWORD_MAX_BYTES + 4];
 	uint8_t key[32];
@@ -671,25 +768,38 @@ auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
 	ce = &a->cache[(key[0] | (unsigned)key[1] << 8) % AUTH_CACHE_ENTRIES];
 	if (u != NULL && ce->expires > now &&
 	    CRYPTO_memcmp(ce->key, key, sizeof(key)) == 0 &&
-	    strcmp(ce->user, name) == 0) {
-		memcpy(user, name, ul + 1);
-		rc = AUTH_OK;
+	    strcmp(ce->user, name) == 0 && strcmp(ce->hash, u->hash) == 0) {
+		/* The same answer as last time, without spending a check. */
+		if (ce->good) {
+			memcpy(user, name, ul + 1);
+			rc = AUTH_OK;
+		}
 		goto out;
 	}
+	/* Each peer has its own budget, and all share the global one. */
 	refill(a, now);
-	if (a->tokens < 1) {
+	if (a->tokens < 1 || (peer != NULL && !peer_take(a, peer, now))) {
 		rc = AUTH_BUSY;
 		goto out;
 	}
 	a->tokens -= 1;
-	got = crypt_r(pw, u != NULL ? u->hash : auth_dummy_hash, a->cd);
-	if (u != NULL && got != NULL && strlen(got) == AUTH_BCRYPT_BYTES &&
-	    CRYPTO_memcmp(got, u->hash, AUTH_BCRYPT_BYTES) == 0) {
+	got = crypt_r(pw, u != NULL ? u->hash : a->dummy, a->cd);
+	if (u != NULL && got != NULL) {
+		bool good = strlen(got) == AUTH_BCRYPT_BYTES &&
+		    CRYPTO_memcmp(got, u->hash, AUTH_BCRYPT_BYTES) == 0;
+
+		/* Remembered either way: a client retrying a wrong password
+		 * costs one check a minute, a right one one per ten. */
 		memcpy(ce->key, key, sizeof(key));
-		ce->expires = now + AUTH_CACHE_SECONDS;
+		ce->expires = now + (good ? AUTH_CACHE_SECONDS :
+		    AUTH_BAD_CACHE_SECONDS);
 		memcpy(ce->user, name, ul + 1);
-		memcpy(user, name, ul + 1);
-		rc = AUTH_OK;
+		memcpy(ce->hash, u->hash, sizeof(ce->hash));
+		ce->good = good;
+		if (good) {
+			memcpy(user, name, ul + 1);
+			rc = AUTH_OK;
+		}
 	}
 out:
 	OPENSSL_cleanse(raw, sizeof(raw));

@@ -27,10 +27,11 @@
 #define AUTH_ALL        (AUTH_PULL | AUTH_PUSH | AUTH_DELETE)
 
 #define AUTH_USER_MAX_BYTES     64
-#define AUTH_PASSWORD_MAX_BYTES 72      /* bcrypt uses no more */
+#define AUTH_PASSWORD_MAX_BYTES 256     /* bcrypt reads the first 72 */
 #define AUTH_FILE_MAX_BYTES     ((size_t)4 << 20)
 #define AUTH_LINE_MAX_BYTES     4096
 #define AUTH_CACHE_SECONDS      600
+#define AUTH_BAD_CACHE_SECONDS  60      /* a wrong password, remembered */
 #define AUTH_CACHE_ENTRIES      1024
 #define AUTH_VERIFY_PER_SECOND  10
 
@@ -54,10 +55,21 @@ void auth_free(struct auth *a);
 /*
  * Checks an Authorization header value (NULL or empty: AUTH_NONE). On
  * AUTH_OK the user name is copied into user (AUTH_USER_MAX_BYTES + 1).
- * now is the caller's clock in seconds (for the cache and the rate).
+ * now is the caller's clock in seconds (for the cache and the rates);
+ * peer ("ADDR:PORT", may be NULL) has its own budget of checks, so one
+ * client's wrong passwords cannot spend everyone's.
  */
 int auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
-    char *user);
+    const char *peer, char *user);
+
+/* Whether user name is in the loaded htpasswd file. */
+bool auth_user_exists(const struct auth *a, const char *name);
+
+/*
+ * Carries remembered passwords (still valid while a user's hash is
+ * unchanged) and the check budgets over from old to a freshly loaded a.
+ */
+void auth_inherit(struct auth *a, const struct auth *old);
 
 /* Rights (AUTH_* bits) of user (NULL: anonymous) on repository repo. */
 unsigned auth_rights(const struct auth *a, const char *user, const char *repo,

@@ -475,3 +475,12 @@ token_actions(const struct token_claims *c, const char *name, size_t len)
 			a |= c->access[i].actions;
 	return a;
 }
+
+bool
+token_catalog(const struct token_claims *c)
+{
+	for (size_t i = 0; i < c->naccess; i++)
+		if (c->access[i].catalog)
+			return true;
+	return false;
+}

@@ -69,6 +69,9 @@ char *token_issue(const struct token_key *k, const char *service,
 int token_verify(const struct token_key *k, const char *service,
     const char *jwt, size_t len, uint64_t now, struct token_claims *out);
 
+/* Whether the claims grant the catalog (registry:catalog:*). */
+bool token_catalog(const struct token_claims *c);
+
 /* The actions the claims grant on repository name. */
 unsigned token_actions(const struct token_claims *c, const char *name,
     size_t len);

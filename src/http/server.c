@@ -206,7 +206,7 @@ access_log(struct http_conn *c)
 	struct timespec now;
 	double ms;
 
-	if (c->head == NULL)
+	if (c->head == NULL || c->srv->limits.quiet)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - c->started.tv_sec) * 1e3 +
@@ -536,9 +536,15 @@ body_too_slow(struct http_conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	el = (double)(now.tv_sec - c->rate_t0.tv_sec) +
 	    (double)(now.tv_nsec - c->rate_t0.tv_nsec) / 1e9;
-	return el > (double)l->io_timeout_s &&
-	    (double)(c->body_bytes - c->rate_bytes0) / el <
-	    (double)l->min_body_rate;
+	if (el <= (double)l->io_timeout_s)
+		return false;
+	if ((double)(c->body_bytes - c->rate_bytes0) / el <
+	    (double)l->min_body_rate)
+		return true;
+	/* A fast start earns nothing later: each window is judged alone. */
+	if (el > 2.0 * (double)l->io_timeout_s)
+		rate_window_start(c);
+	return false;
 }
 
 void

@@ -35,6 +35,7 @@ struct http_limits {
 	size_t max_connections;
 	bool access_log_json;           /* one JSON object per request */
 	uint64_t min_body_rate;         /* bytes/s over io_timeout_s; 0: none */
+	bool quiet;                     /* no access log or request metrics */
 };
 
 #define HTTP_HEADER_MAX_BYTES_DEFAULT   (16 * 1024)

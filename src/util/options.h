@@ -4,10 +4,11 @@
  * default and help. The same table parses both, prints --help and writes
  * the configuration file's manual page, so they cannot drift apart.
  *
- * Configuration file: one `key = value` per line; `#` starts a comment;
- * blank lines are ignored; a list option may be given on several lines;
- * a flag takes true/false (or yes/no, on/off, 1/0). Values are taken
- * literally after the `=` and surrounding blanks.
+ * Configuration file: one `key = value` per line; `#` starts a comment
+ * anywhere on a line (so no value holds one); blank lines are ignored; a
+ * list option may be given on several lines; a flag takes true/false (or
+ * yes/no, on/off, 1/0). Values are taken as they are between the `=` and
+ * a comment, surrounding blanks removed.
  */
 #ifndef BERTH_OPTIONS_H
 #define BERTH_OPTIONS_H

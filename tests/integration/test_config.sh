@@ -61,6 +61,9 @@ check "a file sets keys; -n prints them" sh -c "
 check "the command line overrides the file; a list is replaced, not added to" sh -c "
 	grep -qx 'max-uploads = 5' $T/o.out && grep -qx 'listen = 127.0.0.1:3' $T/o.out &&
 	! grep -q 'listen = 127.0.0.1:1' $T/o.out"
+"$BERTHD" -n --config "$T/conf" --no-tls=false --max-uploads=9 >"$T/f.out" 2>&1
+check "--name=value on the command line, and a flag the file set turned off" sh -c "
+	grep -qx 'no-tls = false' $T/f.out && grep -qx 'max-uploads = 9' $T/f.out"
 printf 'data = /x\nmax-uploads = many\n' >"$T/bad1"
 printf 'data = /x\n\n# fine\nlisten-on = 1\n' >"$T/bad2"
 printf 'data = /x\ngc-grace = soon\n' >"$T/bad3"
@@ -92,6 +95,15 @@ check "/healthz and /readyz answer 200, unauthenticated" sh -c "
 	curl -sf $URL/healthz | grep -q alive && curl -sf $URL/readyz | grep -q '\"ready\"' &&
 	[ \$(curl -s -o /dev/null -w '%{http_code}' -I $URL/readyz) = 200 ]"
 berthd_stop
+
+if command -v htpasswd >/dev/null; then
+	htpasswd -cbB -C 5 "$T/ht" alice pw 2>/dev/null
+	berthd_start --no-tls --htpasswd "$T/ht" --token --token-realm https://registry.example/token
+	check "--token-realm is the challenge's realm (a TLS proxy in front of --no-tls)" sh -c "
+		curl -s -D - -o /dev/null $URL/v2/ | tr -d '\r' |
+		grep -qx 'WWW-Authenticate: Bearer realm=\"https://registry.example/token\",service=\"berth\"'"
+	berthd_stop
+fi
 
 if [ "$(id -u)" = 0 ] && unshare -m true 2>/dev/null; then
 	mkdir -p "$T/small"

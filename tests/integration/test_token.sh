@@ -87,8 +87,26 @@ TT=$(printf '%s' "$AT" | sed 's/\.\(.\)/.X\1/')
 s6=$($CURL -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TT" "$URL/v2/team/app/manifests/v1")
 s7=$($CURL -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${AT%?}" "$URL/v2/team/app/manifests/v1")
 check "a changed or cut token is refused" sh -c "[ $s6 = 401 ] && [ $s7 = 401 ]"
-check "the catalog with a token lists what its user may pull" sh -c "
-	$CURL -H 'Authorization: Bearer $BT' $URL/v2/_catalog | grep -qx '{\"repositories\":\\[\"public/lib\",\"team/app\"\\]}'"
+CT=$(token "-u bob:banana-split" registry:catalog:*)
+check "the catalog needs a token for it, and lists what its user may pull" sh -c "
+	[ \$($CURL -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $BT' $URL/v2/_catalog) = 401 ] &&
+	$CURL -H 'Authorization: Bearer $CT' $URL/v2/_catalog | grep -qx '{\"repositories\":\\[\"public/lib\",\"team/app\"\\]}'"
+BD=$(cat "$T/app/digest")
+MT=$(token "-u alice:apple-pie" repository:team/other:pull,push)
+s8=$($CURL -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $MT" -X POST \
+    "$URL/v2/team/other/blobs/uploads/?mount=$BD&from=team/app")
+check "a mount from a repository the token does not cover is an upload (202), not a mount" [ "$s8" = 202 ]
+htpasswd -D "$T/htpasswd" bob 2>/dev/null
+cp "$T/access" "$T/access.keep"
+sed -i '/bob/d' "$T/access"
+kill -HUP "$BERTHD_PID"
+sleep 1
+s9=$($CURL -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BT" "$URL/v2/team/app/manifests/v1")
+check "a removed user's token stops working at the reload" [ "$s9" = 401 ]
+htpasswd -bB -C 5 "$T/htpasswd" bob banana-split 2>/dev/null
+cp "$T/access.keep" "$T/access"
+kill -HUP "$BERTHD_PID"
+sleep 1
 check "tokens never reach the log" sh -c "! grep -q -e '$(printf '%s' "$AT" | cut -c1-40)' -e Bearer $T/berthd.log"
 
 if command -v skopeo >/dev/null; then

@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <openssl/evp.h>
+
 #include "auth/auth.h"
 #include "testutil.h"
 
@@ -100,27 +102,40 @@ test_basic_credentials(void **state)
 	struct auth *a = load(f, true);
 	char user[AUTH_USER_MAX_BYTES + 1];
 
-	assert_int_equal(auth_basic(a, NULL, 0, 1000, user), AUTH_NONE);
-	assert_int_equal(auth_basic(a, S(ALICE), 1000, user), AUTH_OK);
+	assert_int_equal(auth_basic(a, NULL, 0, 1000, NULL, user), AUTH_NONE);
+	assert_int_equal(auth_basic(a, S(ALICE), 1000, NULL, user), AUTH_OK);
 	assert_string_equal(user, "alice");
-	assert_int_equal(auth_basic(a, S("basic  Y2Fyb2w6Y2hlcnJ5"), 1000, user),
+	assert_int_equal(auth_basic(a, S("basic  Y2Fyb2w6Y2hlcnJ5"), 1000, NULL, user),
 	    AUTH_OK);
 	assert_string_equal(user, "carol");
-	assert_int_equal(auth_basic(a, S(ALICE_WRONG), 1000, user), AUTH_BAD);
-	assert_int_equal(auth_basic(a, S(NOBODY), 1000, user), AUTH_BAD);
+	assert_int_equal(auth_basic(a, S(ALICE_WRONG), 1000, NULL, user), AUTH_BAD);
+	assert_int_equal(auth_basic(a, S(NOBODY), 1000, NULL, user), AUTH_BAD);
 	/* malformed: scheme, base64, padding, no colon, NUL, long */
-	assert_int_equal(auth_basic(a, S("Bearer abc"), 1000, user), AUTH_BAD);
-	assert_int_equal(auth_basic(a, S("Basic YWxpY2U6YXBwbGU"), 1000, user),
+	assert_int_equal(auth_basic(a, S("Bearer abc"), 1000, NULL, user), AUTH_BAD);
+	assert_int_equal(auth_basic(a, S("Basic YWxpY2U6YXBwbGU"), 1000, NULL, user),
 	    AUTH_BAD);
-	assert_int_equal(auth_basic(a, S("Basic YWxp=2U6"), 1000, user), AUTH_BAD);
-	assert_int_equal(auth_basic(a, S("Basic YWxpY2U="), 1000, user), AUTH_BAD);
-	assert_int_equal(auth_basic(a, S("Basic YWxpY2U6AGFwcGxl"), 1000, user),
+	assert_int_equal(auth_basic(a, S("Basic YWxp=2U6"), 1000, NULL, user), AUTH_BAD);
+	assert_int_equal(auth_basic(a, S("Basic YWxpY2U="), 1000, NULL, user), AUTH_BAD);
+	assert_int_equal(auth_basic(a, S("Basic YWxpY2U6AGFwcGxl"), 1000, NULL, user),
 	    AUTH_BAD);
 	assert_int_equal(auth_basic(a, S("Basic "
 	    "YWxpY2U6eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4"
 	    "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4"),
-	    1000, user), AUTH_BAD);
+	    1000, NULL, user), AUTH_BAD);
 	auth_free(a);
+}
+
+/* "Basic " and base64 of USER:PASSWORD, into out. */
+static const char *
+basic(char *out, size_t size, const char *user, const char *pw)
+{
+	char raw[256];
+	int n = snprintf(raw, sizeof(raw), "%s:%s", user, pw);
+
+	assert_true(size > 6 + 4 * ((size_t)n + 2) / 3 + 1);
+	memcpy(out, "Basic ", 6);
+	EVP_EncodeBlock((unsigned char *)out + 6, (const unsigned char *)raw, n);
+	return out;
 }
 
 static void
@@ -132,24 +147,49 @@ test_check_limit_and_cache(void **state)
 	int busy = 0, bad = 0;
 
 	/* A verified password is remembered: no check is spent on it. */
-	assert_int_equal(auth_basic(a, S(ALICE), 2000, user), AUTH_OK);
-	/* Wrong passwords spend checks until the limit answers "busy". */
+	assert_int_equal(auth_basic(a, S(ALICE), 2000, NULL, user), AUTH_OK);
+	/* A wrong password is remembered too: repeating it is free. */
+	assert_int_equal(auth_basic(a, S(ALICE_WRONG), 2000, NULL, user),
+	    AUTH_BAD);
+	/* Different wrong passwords spend checks until the limit answers
+	 * "busy". */
 	for (int i = 0; i < 5 * AUTH_VERIFY_PER_SECOND; i++) {
-		int rc = auth_basic(a, S(ALICE_WRONG), 2000, user);
+		char h[128], pw[32];
+		int rc;
 
+		snprintf(pw, sizeof(pw), "guess%d", i);
+		basic(h, sizeof(h), "alice", pw);
+		rc = auth_basic(a, S(h), 2000, NULL, user);
 		busy += rc == AUTH_BUSY;
 		bad += rc == AUTH_BAD;
 	}
 	assert_true(busy > 0);
 	assert_true(bad <= 2 * AUTH_VERIFY_PER_SECOND);
+	assert_int_equal(auth_basic(a, S(ALICE_WRONG), 2000, NULL, user),
+	    AUTH_BAD);
 	/* The remembered password still works while checks are exhausted. */
-	assert_int_equal(auth_basic(a, S(ALICE), 2000, user), AUTH_OK);
-	assert_int_equal(auth_basic(a, S(CAROL), 2000, user), AUTH_BUSY);
+	assert_int_equal(auth_basic(a, S(ALICE), 2000, NULL, user), AUTH_OK);
+	assert_int_equal(auth_basic(a, S(CAROL), 2000, NULL, user), AUTH_BUSY);
 	/* A second later there are checks again. */
-	assert_int_equal(auth_basic(a, S(CAROL), 2001, user), AUTH_OK);
+	assert_int_equal(auth_basic(a, S(CAROL), 2001, NULL, user), AUTH_OK);
+	/* One client's wrong passwords spend its own budget first. */
+	{
+		int mine = 0, other;
+
+		for (int i = 0; i < 4 * AUTH_VERIFY_PER_SECOND; i++) {
+			char h[128], pw[32];
+
+			snprintf(pw, sizeof(pw), "other%d", i);
+			mine += auth_basic(a, S(basic(h, sizeof(h), "alice",
+			    pw)), 3000, "192.0.2.7:4000", user) == AUTH_BUSY;
+		}
+		assert_true(mine > 0);
+		other = auth_basic(a, S(CAROL), 3000, "192.0.2.8:4000", user);
+		assert_int_equal(other, AUTH_OK);
+	}
 	/* The memory expires. */
 	assert_int_equal(auth_basic(a, S(ALICE), 2000 + AUTH_CACHE_SECONDS + 5,
-	    user), AUTH_OK);
+	    NULL, user), AUTH_OK);
 	auth_free(a);
 }
 
