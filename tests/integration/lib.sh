@@ -115,6 +115,56 @@ push_image() {
 	echo "$bd" >"$d/digest"
 }
 
+# dockerd_start: a containerd and a dockerd of the test's own, all state
+# under $T (CLIENTS.md). Sets DK (a docker command bound to them) and
+# CTD_SOCK; on failure sets DOCKER_WHY to the reason (to skip on).
+dockerd_start() {
+	DOCKER_WHY=
+	for b in dockerd containerd docker; do
+		command -v "$b" >/dev/null || DOCKER_WHY="$b not installed (docker.io)"
+	done
+	[ -n "$DOCKER_WHY" ] || [ "$(id -u)" = 0 ] || DOCKER_WHY="dockerd needs root"
+	[ -z "$DOCKER_WHY" ] || return 1
+	mkdir -p "$T/ctd" "$T/dcfg"
+	CTD_SOCK=$T/ctd/containerd.sock
+	cat >"$T/ctd/config.toml" <<C
+version = 2
+root = "$T/ctd/root"
+state = "$T/ctd/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$CTD_SOCK"
+C
+	containerd --config "$T/ctd/config.toml" >"$T/containerd.log" 2>&1 &
+	CTD_PID=$!
+	dockerd --containerd="$CTD_SOCK" --containerd-namespace=moby \
+		--storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
+		--iptables=false --ip6tables=false --ip-masq=false --bridge=none \
+		--data-root "$T/docker" --exec-root "$T/dexec" -H "unix://$T/docker.sock" \
+		--pidfile "$T/dockerd.pid" >"$T/dockerd.log" 2>&1 &
+	DOCKERD_PID=$!
+	trap 'kill $DOCKERD_PID $CTD_PID 2>/dev/null; wait $DOCKERD_PID $CTD_PID 2>/dev/null; cleanup' EXIT
+	DK="env DOCKER_HOST=unix://$T/docker.sock DOCKER_CONFIG=$T/dcfg docker"
+	for _ in $(seq 1 100); do
+		$DK version >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	DOCKER_WHY="dockerd did not start: $(tail -n 1 "$T/dockerd.log")"
+	return 1
+}
+
+# ctr_hosts HOSTPORT CA: a hosts.toml under $T/hosts for ctr --hosts-dir,
+# so that ctr speaks HTTPS to HOSTPORT and trusts CA.
+ctr_hosts() {
+	mkdir -p "$T/hosts/$1"
+	cat >"$T/hosts/$1/hosts.toml" <<H
+server = "https://$1"
+[host."https://$1"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "$2"
+H
+}
+
 tap_end() {
 	echo "1..$tap_n"
 	[ "$tap_failed" -eq 0 ]

@@ -6,41 +6,20 @@
 # containerd's ctr with the same digest. Prints TAP; skipped where dockerd
 # cannot run (not root, no docker.io).
 . "$(dirname "$0")/lib.sh"
-for b in dockerd containerd docker; do
-	command -v "$b" >/dev/null || skip_all "$b not installed (docker.io)"
-done
-[ "$(id -u)" = 0 ] || skip_all "dockerd needs root"
-
 berthd_start
-mkdir -p "$T/ctd" "$T/dcfg" "$T/certs"
+mkdir -p "$T/certs"
 cp "$CA" "$T/certs/ca.crt"
-cat >"$T/ctd/config.toml" <<C
-version = 2
-root = "$T/ctd/root"
-state = "$T/ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$T/ctd/containerd.sock"
-C
-containerd --config "$T/ctd/config.toml" >"$T/containerd.log" 2>&1 &
-CTD_PID=$!
-dockerd --containerd="$T/ctd/containerd.sock" --containerd-namespace=moby \
-	--storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
-	--iptables=false --ip6tables=false --ip-masq=false --bridge=none \
-	--data-root "$T/docker" --exec-root "$T/dexec" -H "unix://$T/docker.sock" \
-	--pidfile "$T/dockerd.pid" >"$T/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-trap 'kill $DOCKERD_PID $CTD_PID 2>/dev/null; wait $DOCKERD_PID $CTD_PID 2>/dev/null; cleanup' EXIT
+if ! dockerd_start; then
+	case $DOCKER_WHY in
+	"dockerd did not start"*)
+		echo "Bail out! $DOCKER_WHY"
+		sed 's/^/# /' "$T/dockerd.log" | tail -n 20
+		exit 1 ;;
+	*)
+		skip_all "$DOCKER_WHY" ;;
+	esac
+fi
 export DOCKER_HOST="unix://$T/docker.sock" DOCKER_CONFIG="$T/dcfg"
-for _ in $(seq 1 100); do
-	docker version >/dev/null 2>&1 && break
-	sleep 0.2
-done
-docker version >/dev/null 2>&1 || {
-	echo "Bail out! dockerd did not start"
-	sed 's/^/# /' "$T/dockerd.log" | tail -n 20
-	exit 1
-}
 IMG=$HOSTPORT/dock/app
 HOSTPORT_OLD=$HOSTPORT
 
@@ -76,13 +55,7 @@ if command -v skopeo >/dev/null; then
 		sh -c "skopeo inspect --cert-dir $T/certs --format '{{.Digest}}' docker://$IMG:multi | grep -qx '$D2'"
 fi
 if command -v ctr >/dev/null; then
-	mkdir -p "$T/hosts/$HOSTPORT"
-	cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
-server = "https://$HOSTPORT"
-[host."https://$HOSTPORT"]
-  capabilities = ["pull", "resolve", "push"]
-  ca = "$CA"
-H
+	ctr_hosts "$HOSTPORT" "$CA"
 	CTR="ctr --address $T/ctd/containerd.sock -n berthtest"
 	check "containerd ctr pulls the docker-pushed image" \
 		sh -c "$CTR images pull --hosts-dir $T/hosts $IMG:multi &&
@@ -108,13 +81,7 @@ if command -v htpasswd >/dev/null; then
 		 docker push $IMG:1 && docker rmi $IMG:1 && docker pull $IMG:1"
 	docker logout "$HOSTPORT" >/dev/null 2>&1
 	if command -v ctr >/dev/null; then
-		mkdir -p "$T/hosts/$HOSTPORT"
-		cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
-server = "https://$HOSTPORT"
-[host."https://$HOSTPORT"]
-  capabilities = ["pull", "resolve", "push"]
-  ca = "$CA"
-H
+		ctr_hosts "$HOSTPORT" "$CA"
 		check "ctr pull --user with the password; refused without" sh -c \
 			"$CTR images pull --hosts-dir $T/hosts --user alice:apple-pie $IMG:1 >/dev/null &&
 			 ! $CTR images pull --hosts-dir $T/hosts $IMG:1 >/dev/null 2>&1"
@@ -132,13 +99,7 @@ H
 		 docker push $IMG:1 && docker rmi $IMG:1 && docker pull $IMG:1"
 	docker logout "$HOSTPORT" >/dev/null 2>&1
 	if command -v ctr >/dev/null; then
-		mkdir -p "$T/hosts/$HOSTPORT"
-		cat >"$T/hosts/$HOSTPORT/hosts.toml" <<H
-server = "https://$HOSTPORT"
-[host."https://$HOSTPORT"]
-  capabilities = ["pull", "resolve", "push"]
-  ca = "$CA"
-H
+		ctr_hosts "$HOSTPORT" "$CA"
 		check "token mode: ctr pull --user; refused without" sh -c \
 			"$CTR images pull --hosts-dir $T/hosts --user alice:apple-pie $IMG:1 >/dev/null &&
 			 ! $CTR images pull --hosts-dir $T/hosts $IMG:1 >/dev/null 2>&1"

@@ -186,38 +186,7 @@ else
 	skip "podman save import: podman missing or not root"
 fi
 
-DOCKER_WHY=
-for b in dockerd containerd docker; do
-	command -v "$b" >/dev/null || DOCKER_WHY="$b not installed (docker.io)"
-done
-[ -n "$DOCKER_WHY" ] || [ "$(id -u)" = 0 ] || DOCKER_WHY="dockerd needs root"
-if [ -z "$DOCKER_WHY" ]; then
-	mkdir -p "$T/ctd" "$T/dcfg"
-	cat >"$T/ctd/config.toml" <<C
-version = 2
-root = "$T/ctd/root"
-state = "$T/ctd/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "$T/ctd/containerd.sock"
-C
-	containerd --config "$T/ctd/config.toml" >"$T/containerd.log" 2>&1 &
-	CTD_PID=$!
-	dockerd --containerd="$T/ctd/containerd.sock" --containerd-namespace=moby \
-		--storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
-		--iptables=false --ip6tables=false --ip-masq=false --bridge=none \
-		--data-root "$T/docker" --exec-root "$T/dexec" -H "unix://$T/docker.sock" \
-		--pidfile "$T/dockerd.pid" >"$T/dockerd.log" 2>&1 &
-	DOCKERD_PID=$!
-	trap 'kill $DOCKERD_PID $CTD_PID 2>/dev/null; wait $DOCKERD_PID $CTD_PID 2>/dev/null; cleanup' EXIT
-	DK="env DOCKER_HOST=unix://$T/docker.sock DOCKER_CONFIG=$T/dcfg docker"
-	for _ in $(seq 1 100); do
-		$DK version >/dev/null 2>&1 && break
-		sleep 0.2
-	done
-	$DK version >/dev/null 2>&1 ||
-		DOCKER_WHY="dockerd did not start: $(tail -n 1 "$T/dockerd.log")"
-fi
+dockerd_start
 if [ -z "$DOCKER_WHY" ]; then
 	t_docker() {
 		$DK import "$T/rootfs.tar" dk/app:v1 >/dev/null &&
