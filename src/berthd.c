@@ -26,9 +26,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
-#ifdef HAVE_LIBSYSTEMD
-#include <systemd/sd-daemon.h>
-#endif
+
 
 #include "api/api.h"
 #include "metrics/metrics.h"
@@ -40,6 +38,7 @@
 #include "http/tls.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/options.h"
 
 #ifndef BERTH_SYSCONFDIR
@@ -257,14 +256,8 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 			usage(stdout);
 			exit(0);
 		} else if (strcmp(a, "--version") == 0) {
-			printf("berthd %s (store format %u%s)\n", PACKAGE_VERSION,
-			    FORMAT_VERSION,
-#ifdef HAVE_LIBSYSTEMD
-			    ", sd_notify"
-#else
-			    ""
-#endif
-			    );
+			printf("berthd %s (store format %u, sd_notify)\n",
+			    PACKAGE_VERSION, FORMAT_VERSION);
 			exit(0);
 		} else if (strcmp(a, "--print-config-manual") == 0) {
 			opt_mdoc(options, stdout, "berthd.conf",
@@ -377,18 +370,11 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 	return *check_only ? 1 : 0;
 }
 
-/*
- * Tells systemd (Type=notify units) what berthd is doing; nothing when
- * built without libsystemd or not started by systemd.
- */
+/* Tells systemd (Type=notify units) what berthd is doing. */
 static void
 notify(const char *state)
 {
-#ifdef HAVE_LIBSYSTEMD
-	(void)sd_notify(0, state);
-#else
-	(void)state;
-#endif
+	service_notify(state);
 }
 
 /* The self-signed certificate in DIR/tls/, made on first start. */

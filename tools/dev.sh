@@ -23,7 +23,7 @@ top=$(pwd)
 
 # Debian 12 packages: build tools, required libraries, test framework.
 BUILD_PKGS="build-essential autoconf automake libtool pkg-config"
-LIB_PKGS="liblmdb-dev libzstd-dev libssl-dev libevent-dev libjansson-dev libxxhash-dev zlib1g-dev libcrypt-dev libsystemd-dev"
+LIB_PKGS="liblmdb-dev libzstd-dev libssl-dev libevent-dev libjansson-dev libxxhash-dev zlib1g-dev libcrypt-dev"
 TEST_PKGS="libcmocka-dev lmdb-utils apache2-utils curl openssl ca-certificates skopeo podman buildah docker.io containerd mandoc"
 
 as_root() {
