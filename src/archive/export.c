@@ -1180,6 +1180,31 @@ entry_what(const struct entry *e, char *buf, size_t size)
 }
 
 /* Streams a stored blob into the open entry, verifying it. */
+/*
+ * The next verified piece of a stored blob from offset off (one chunk at
+ * most): 0 with *buf to free, or an EXPORT_E_* code with the reason set
+ * (a store error, or the blob ending before its recorded size).
+ */
+static int
+read_step(struct export *x, struct store_blob_reader *r, uint64_t off,
+    const char *what, void **buf, const uint8_t **p, size_t *n)
+{
+	int rc;
+
+	*buf = NULL;
+	*n = 0;
+	rc = store_blob_reader_take(r, off, READ_STEP_BYTES, buf, p, n);
+	if (rc != 0)
+		return store_rc(x, rc, what);
+	if (*n == 0) {
+		WHY("%s: ends early in the store", what);
+		free(*buf);
+		*buf = NULL;
+		return EXPORT_E_CORRUPT;
+	}
+	return 0;
+}
+
 static int
 write_blob(struct export *x, const struct entry *e)
 {
@@ -1206,17 +1231,9 @@ write_blob(struct export *x, const struct entry *e)
 		const uint8_t *p;
 		size_t n = 0;
 
-		rc = store_blob_reader_take(r, off, READ_STEP_BYTES, &buf, &p, &n);
-		if (rc != 0) {
-			rc = store_rc(x, rc, what);
+		rc = read_step(x, r, off, what, &buf, &p, &n);
+		if (rc != 0)
 			break;
-		}
-		if (n == 0) {
-			WHY("%s: ends early in the store", what);
-			rc = EXPORT_E_CORRUPT;
-			free(buf);
-			break;
-		}
 		rc = hash_update(&h, p, n);
 		if (rc == 0)
 			rc = hold_put(x, p, n);
@@ -1410,17 +1427,9 @@ layer_pass(struct export *x, const struct entry *e, bool write,
 		const uint8_t *p;
 		size_t n = 0;
 
-		rc = store_blob_reader_take(r, off, READ_STEP_BYTES, &buf, &p, &n);
-		if (rc != 0) {
-			rc = store_rc(x, rc, what);
+		rc = read_step(x, r, off, what, &buf, &p, &n);
+		if (rc != 0)
 			break;
-		}
-		if (n == 0) {
-			WHY("%s: ends early in the store", what);
-			rc = EXPORT_E_CORRUPT;
-			free(buf);
-			break;
-		}
 		rc = hash_update(&src, p, n);
 		if (rc == 0) {
 			rc = inflater_feed(&in, &lo, p, n, x->zout);
