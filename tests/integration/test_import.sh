@@ -21,12 +21,7 @@ command -v python3 >/dev/null || skip_all "python3 not installed"
 
 # skopeo and podman as root keep a blob-info cache that makes them skip
 # uploads; give them an empty one in a private mount namespace.
-if [ -z "${BERTH_IN_NS:-}" ] && [ "$(id -u)" = 0 ] &&
-	unshare -m true 2>/dev/null; then
-	export BERTH_IN_NS=1
-	exec unshare -m sh -c 'mkdir -p /var/lib/containers/cache &&
-	    mount -t tmpfs tmpfs /var/lib/containers/cache && exec sh "$0"' "$0"
-fi
+private_blob_cache
 
 EXPORT=$top_builddir/tools/berth-export
 IMPORT=$top_builddir/tools/berth-import

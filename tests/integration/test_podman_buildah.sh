@@ -11,11 +11,7 @@ command -v buildah >/dev/null || skip_all "buildah not installed"
 
 # As root they keep a blob-info cache that makes them skip uploads; give
 # them an empty one in a private mount namespace.
-if [ -z "${BERTH_IN_NS:-}" ] && unshare -m true 2>/dev/null; then
-	export BERTH_IN_NS=1
-	exec unshare -m sh -c 'mkdir -p /var/lib/containers/cache &&
-	    mount -t tmpfs tmpfs /var/lib/containers/cache && exec sh "$0"' "$0"
-fi
+private_blob_cache
 unset DOCKER_CONFIG
 berthd_start
 mkdir -p "$T/certs"

@@ -9,12 +9,7 @@ command -v skopeo >/dev/null || skip_all "skopeo not installed"
 
 # skopeo as root keeps a blob-info cache that makes it skip uploads; give
 # it an empty one, in a private mount namespace when we may.
-if [ -z "${BERTH_IN_NS:-}" ] && [ "$(id -u)" = 0 ] &&
-	unshare -m true 2>/dev/null; then
-	export BERTH_IN_NS=1
-	exec unshare -m sh -c 'mkdir -p /var/lib/containers/cache &&
-	    mount -t tmpfs tmpfs /var/lib/containers/cache && exec sh "$0"' "$0"
-fi
+private_blob_cache
 
 berthd_start
 mkdir -p "$T/certs"

@@ -11,12 +11,7 @@ command -v curl >/dev/null || skip_all "curl not installed"
 command -v htpasswd >/dev/null || skip_all "htpasswd (apache2-utils) not installed"
 command -v python3 >/dev/null || skip_all "python3 not installed"
 
-if [ -z "${BERTH_IN_NS:-}" ] && [ "$(id -u)" = 0 ] &&
-	unshare -m true 2>/dev/null; then
-	export BERTH_IN_NS=1
-	exec unshare -m sh -c 'mkdir -p /var/lib/containers/cache &&
-	    mount -t tmpfs tmpfs /var/lib/containers/cache && exec sh "$0"' "$0"
-fi
+private_blob_cache
 
 htpasswd -cbB -C 5 "$T/htpasswd" alice apple-pie 2>/dev/null
 htpasswd -bB -C 5 "$T/htpasswd" bob banana-split 2>/dev/null
