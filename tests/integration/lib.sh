@@ -41,6 +41,22 @@ check() {
 	if "$@" >"$T/check.out" 2>&1; then ok "$name"; else notok "$name" "$T/check.out"; fi
 }
 
+# skip REASON: one test reported skipped.
+skip() {
+	tap_n=$((tap_n + 1))
+	echo "ok $tap_n # SKIP $1"
+}
+
+# json FILE EXPR: prints a value of a JSON file (EXPR in Python, j the doc).
+json() {
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# blob_of LAYOUT DIGEST: the path of a blob in an OCI layout.
+blob_of() {
+	echo "$1/blobs/sha256/${2#sha256:}"
+}
+
 skip_all() {
 	echo "1..0 # SKIP $1"
 	exit 0

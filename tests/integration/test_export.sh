@@ -21,20 +21,6 @@ private_blob_cache
 EXPORT=${BERTH_EXPORT:-$top_builddir/tools/berth-export}
 [ -x "$EXPORT" ] || { echo "Bail out! $EXPORT not built"; exit 1; }
 
-skip() {
-	tap_n=$((tap_n + 1))
-	echo "ok $tap_n # SKIP $1"
-}
-
-# json FILE EXPR: prints a value of a JSON file (EXPR in Python, j the doc).
-json() {
-	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-# blob_of LAYOUT DIGEST: the path of a blob in an OCI layout.
-blob_of() {
-	echo "$1/blobs/sha256/${2#sha256:}"
-}
-
 berthd_start
 mkdir -p "$T/certs"
 cp "$CA" "$T/certs/ca.crt"

@@ -38,16 +38,6 @@ check() {
 	: >"$T/err"
 	if "$@" >"$T/check.out" 2>&1; then ok "$name"; else notok "$name" "$T/check.out" "$T/err"; fi
 }
-skip() {
-	tap_n=$((tap_n + 1))
-	echo "ok $tap_n # SKIP $1"
-}
-json() {
-	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-blob_of() {
-	echo "$1/blobs/sha256/${2#sha256:}"
-}
 
 # ---- a source store with images pushed by skopeo ------------------------
 berthd_start
