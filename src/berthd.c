@@ -78,6 +78,7 @@ struct conf {
 	uint64_t max_blob_size, max_manifest_size, max_uploads;
 	uint64_t max_connections, max_header_bytes, max_headers, max_url_bytes;
 	uint64_t header_timeout, io_timeout, zstd_level, min_body_rate;
+	uint64_t upload_buffer;
 	const char *log_level;
 	bool log_syslog;
 	const char *access_log_format;
@@ -152,6 +153,15 @@ static const struct opt options[] = {
 	    "largest manifest accepted", NULL, false },
 	{ "max-uploads", OPT_UINT, C(max_uploads), 1, 100000, NULL, "N", "256",
 	    "upload sessions open at once", NULL, false },
+	{ "upload-buffer", OPT_UINT, C(upload_buffer), (uint64_t)1 << 20,
+	    2 * (uint64_t)STORE_BATCH_BYTES_MAX, NULL, "BYTES", "2097152",
+	    "pushed bytes held in memory, all pushes together, until on disk",
+	    "Pushed bytes berthd holds in memory, all pushes together, until "
+	    "they are on disk; a push's reading pauses beyond its share. Half "
+	    "of it is the most one group commit gathers. Raising it (to "
+	    "8388608, say) commits fewer, larger groups, which lets a fast "
+	    "disk take pushes from a fast network sooner, at that much more "
+	    "memory (docs/PERFORMANCE.md).", false },
 	{ "max-connections", OPT_UINT, C(max_connections), 1, 1000000, NULL,
 	    "N", "1024", "client connections at once; more are refused",
 	    NULL, false },
@@ -353,6 +363,7 @@ parse_args(struct berthd *d, int argc, char **argv, bool *check_only)
 	d->api.max_blob_bytes = d->c.max_blob_size;
 	d->api.max_manifest_bytes = (size_t)d->c.max_manifest_size;
 	d->api.max_uploads = (size_t)d->c.max_uploads;
+	d->api.upload_buffer_bytes = d->c.upload_buffer;
 	d->limits.max_connections = (size_t)d->c.max_connections;
 	d->limits.header_max_bytes = (size_t)d->c.max_header_bytes;
 	d->limits.header_max_count = (size_t)d->c.max_headers;
@@ -775,6 +786,7 @@ main(int argc, char **argv)
 			.max_blob_size = API_MAX_BLOB_BYTES_DEFAULT,
 			.max_manifest_size = API_MAX_MANIFEST_BYTES_DEFAULT,
 			.max_uploads = API_MAX_UPLOADS_DEFAULT,
+			.upload_buffer = API_UPLOAD_BUFFER_BYTES_DEFAULT,
 			.max_connections = HTTP_MAX_CONNECTIONS_DEFAULT,
 			.max_header_bytes = HTTP_HEADER_MAX_BYTES_DEFAULT,
 			.max_headers = HTTP_HEADER_MAX_COUNT_DEFAULT,
@@ -811,6 +823,7 @@ main(int argc, char **argv)
 	}
 	so.path = d.data;
 	so.zstd_level = d.zstd_level;
+	so.batch_bytes = (size_t)(d.api.upload_buffer_bytes / 2);
 	rc = store_open(&so, &st);
 	d.st = st;
 	if (rc != 0) {

@@ -49,8 +49,13 @@
 
 #define STORE_MAP_SIZE_DEFAULT  ((uint64_t)1 << 40)     /* 1 TiB of address space */
 #define STORE_ZSTD_LEVEL_DEFAULT 1
-/* Payload bytes a group commit may gather before it commits. */
-#define STORE_BATCH_MAX_BYTES   ((size_t)4 << 20)
+/*
+ * Payload bytes a group commit may gather before it commits, unless the
+ * store is opened with another figure: about one chunk, so that a push
+ * holds little in memory (docs/PERFORMANCE.md has the measurements).
+ */
+#define STORE_BATCH_BYTES_DEFAULT ((size_t)1 << 20)
+#define STORE_BATCH_BYTES_MAX   ((size_t)128 << 20)
 
 /* store_open flags */
 #define STORE_OPEN_CREATE       0x1u    /* create the folder and store if absent */
@@ -66,6 +71,7 @@ struct store_options {
 	uint64_t map_size;      /* 0: STORE_MAP_SIZE_DEFAULT */
 	unsigned flags;         /* STORE_OPEN_* */
 	int zstd_level;         /* 0: STORE_ZSTD_LEVEL_DEFAULT */
+	size_t batch_bytes;     /* 0: STORE_BATCH_BYTES_DEFAULT */
 };
 
 /* What a blob is; see format.h for the record it comes from. */

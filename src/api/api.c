@@ -724,14 +724,16 @@ session_new(struct api *a, struct store_upload *up, bool monolithic)
 
 /*
  * Bytes a session may have queued for the writer before its body is
- * paused: one share of API_UPLOAD_PENDING_HIGH_BYTES per body being read,
+ * paused: one share of the upload buffer per body being read,
  * so that concurrent pushes together hold no more than one push does.
  */
 static uint64_t
 session_pending_high(const struct session *s)
 {
 	size_t n = s->api->nstreaming > 0 ? s->api->nstreaming : 1;
-	uint64_t high = API_UPLOAD_PENDING_HIGH_BYTES / n;
+	uint64_t buf = s->api->cfg.upload_buffer_bytes != 0 ?
+	    s->api->cfg.upload_buffer_bytes : API_UPLOAD_BUFFER_BYTES_DEFAULT;
+	uint64_t high = buf / n;
 
 	return high < API_UPLOAD_PENDING_MIN_BYTES ?
 	    API_UPLOAD_PENDING_MIN_BYTES : high;

@@ -19,13 +19,14 @@
 #define API_MAX_UPLOADS_DEFAULT         256
 /*
  * Bytes of streamed bodies the store may hold uncommitted before reading
- * pauses (resuming below half): shared out among the bodies being read,
- * each allowed at least the minimum. Above the store's group size, so
- * that a push keeps arriving while the writer commits a full group
- * (docs/PERFORMANCE.md has the measurements).
+ * pauses (resuming below half; berthd's --upload-buffer): shared out among
+ * the bodies being read, each allowed at least the minimum, half a chunk,
+ * so that it pauses once a whole chunk waits. Twice the store's group
+ * size, so that a push keeps arriving while the writer commits a full
+ * group (docs/PERFORMANCE.md has the measurements).
  */
-#define API_UPLOAD_PENDING_HIGH_BYTES   ((uint64_t)8 << 20)
-#define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)2 << 20)
+#define API_UPLOAD_BUFFER_BYTES_DEFAULT ((uint64_t)2 << 20)
+#define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)512 << 10)
 #define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
 
 /* The access a route needs; enforced by authentication when configured. */
@@ -41,6 +42,7 @@ struct api_config {
 	uint64_t max_blob_bytes;
 	size_t max_manifest_bytes;
 	size_t max_uploads;     /* upload sessions open at once */
+	uint64_t upload_buffer_bytes;   /* 0: API_UPLOAD_BUFFER_BYTES_DEFAULT */
 };
 
 struct api;

@@ -36,23 +36,26 @@
  * was measured to cut the writer's per-chunk work about threefold
  * (docs/PERFORMANCE.md).
  */
-#define STORE_MALLOC_TRIM_BYTES (2 * STORE_BATCH_MAX_BYTES)
 #define STORE_MALLOC_MMAP_BYTES ((size_t)32 << 20)
 
 static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+static size_t malloc_trim_bytes;
 
 static void
 malloc_tune_once(void)
 {
 #ifdef __GLIBC__
 	mallopt(M_MMAP_THRESHOLD, (int)STORE_MALLOC_MMAP_BYTES);
-	mallopt(M_TRIM_THRESHOLD, (int)STORE_MALLOC_TRIM_BYTES);
+	mallopt(M_TRIM_THRESHOLD, (int)malloc_trim_bytes);
 #endif
 }
 
+/* Keeps two group commits' worth of heap; the first store opened decides. */
 void
-store_malloc_tune(void)
+store_malloc_tune(size_t batch_bytes)
 {
+	if (malloc_trim_bytes == 0)
+		malloc_trim_bytes = 2 * batch_bytes;
 	pthread_once(&malloc_once, malloc_tune_once);
 }
 
@@ -321,6 +324,7 @@ store_open(const struct store_options *opts, struct store **out)
 	struct store *st = NULL;
 	struct meta_ctx mc = { 0 };
 	unsigned envflags = MDB_NOTLS | MDB_NOMETASYNC;
+	size_t batch;
 	int rc, stale = 0;
 
 	*out = NULL;
@@ -333,7 +337,11 @@ store_open(const struct store_options *opts, struct store **out)
 		rc = ensure_data_file(opts->path);
 	if (rc != 0)
 		return rc;
-	store_malloc_tune();
+	if (opts->batch_bytes > STORE_BATCH_BYTES_MAX)
+		return STORE_E_INVALID;
+	batch = opts->batch_bytes != 0 ? opts->batch_bytes :
+	    STORE_BATCH_BYTES_DEFAULT;
+	store_malloc_tune(batch);
 
 	st = calloc(1, sizeof(*st));
 	if (st == NULL)
@@ -342,6 +350,7 @@ store_open(const struct store_options *opts, struct store **out)
 	st->path = strdup(opts->path);
 	st->zstd_level = opts->zstd_level != 0 ? opts->zstd_level :
 	    STORE_ZSTD_LEVEL_DEFAULT;
+	st->batch_bytes = batch;
 	pthread_mutex_init(&st->lock, NULL);
 	{
 		pthread_condattr_t ca;

@@ -48,6 +48,7 @@ struct store {
 	uint32_t version;
 	unsigned flags;
 	int zstd_level;
+	size_t batch_bytes;     /* payload per group commit */
 
 	/* Writer thread and its queue, guarded by lock. */
 	pthread_t writer;
@@ -308,6 +309,6 @@ void upload_sha_state_encode(uint8_t *p, const struct SHA256state_st *c);
 uint64_t store_now(void);
 
 /* Tunes glibc malloc for chunk-sized allocations; once per process. */
-void store_malloc_tune(void);
+void store_malloc_tune(size_t batch_bytes);
 
 #endif /* BERTH_STORE_INT_H */

@@ -32,8 +32,11 @@
 /* An open group with no new op for this long is committed. */
 #define STORE_GROUP_IDLE_MS 5
 
-/* Less free space than this after a short write: the disk is full. */
-#define STORE_DISK_FULL_SLACK_BYTES (2 * (uint64_t)STORE_BATCH_MAX_BYTES)
+/*
+ * Less free space than this after a short write (or twice a group's
+ * payload, if more): the disk is full.
+ */
+#define STORE_DISK_FULL_SLACK_BYTES ((uint64_t)8 << 20)
 
 int
 store_mdb_error(int rc, const char *what)
@@ -165,11 +168,13 @@ static bool
 writer_disk_full(struct store *st)
 {
 	struct statvfs sv;
+	uint64_t slack = 2 * (uint64_t)st->batch_bytes;
 
+	if (slack < STORE_DISK_FULL_SLACK_BYTES)
+		slack = STORE_DISK_FULL_SLACK_BYTES;
 	if (statvfs(st->path, &sv) != 0)
 		return false;
-	return (uint64_t)sv.f_bavail * sv.f_frsize <
-	    STORE_DISK_FULL_SLACK_BYTES;
+	return (uint64_t)sv.f_bavail * sv.f_frsize < slack;
 }
 
 static void
@@ -317,7 +322,7 @@ deadline_after_ms(struct timespec *ts, long ms)
  * transaction, and commits when
  * - the queue is empty and the group holds a durable op (concurrent durable
  *   ops share one commit and one fsync),
- * - the group reached STORE_BATCH_MAX_BYTES (LMDB keeps a transaction's
+ * - the group reached the store's batch_bytes (LMDB keeps a transaction's
  *   dirty pages in memory, so this bounds memory),
  * - no op arrived for STORE_GROUP_IDLE_MS (uploads that pause for
  *   backpressure see their chunks committed), or the store is closing.
@@ -361,7 +366,7 @@ writer_main(void *arg)
 			st->tail = &st->head;
 		pthread_mutex_unlock(&st->lock);
 
-		if (g.open && g.bytes + op->bytes > STORE_BATCH_MAX_BYTES &&
+		if (g.open && g.bytes + op->bytes > st->batch_bytes &&
 		    g.head != NULL)
 			group_commit(st, &g);
 		if (!g.open)
@@ -370,7 +375,7 @@ writer_main(void *arg)
 
 		pthread_mutex_lock(&st->lock);
 		/* A group that could not begin answers at once; the next retries. */
-		if (g.bytes >= STORE_BATCH_MAX_BYTES || g.err != 0 || g.poisoned ||
+		if (g.bytes >= st->batch_bytes || g.err != 0 || g.poisoned ||
 		    (g.durable && st->head == NULL)) {
 			pthread_mutex_unlock(&st->lock);
 			group_commit(st, &g);

@@ -4,7 +4,10 @@
  * API, and measures single-core OpenSSL SHA-256 speed in the same run,
  * since hashing is the floor cost of every write.
  *
- *   store_bench [--size MIB] [--rounds N] [--dir DIR]
+ *   store_bench [--size MIB] [--rounds N] [--dir DIR] [--batch MIB]
+ *
+ * --batch sets the store's group commit size (berthd uses half its
+ * --upload-buffer; the store's default otherwise).
  *
  * Prints one row per figure with the median over the rounds and its ratio
  * to SHA-256 speed, then the same rows as TSV lines starting with "tsv".
@@ -171,6 +174,7 @@ main(int argc, char **argv)
 {
 	size_t size_mib = 1024, patlen = 64 * MiB;
 	int rounds = 3;
+	size_t batch_mib = 0;
 	const char *base = NULL;
 	double sha[BENCH_ROUNDS_MAX], wr[BENCH_ROUNDS_MAX], rr[BENCH_ROUNDS_MAX];
 	double wt[BENCH_ROUNDS_MAX], rt[BENCH_ROUNDS_MAX], disk[BENCH_ROUNDS_MAX];
@@ -185,9 +189,11 @@ main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
 			base = argv[++i];
+		else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+			batch_mib = strtoul(argv[++i], NULL, 10);
 		else {
 			fprintf(stderr, "usage: store_bench [--size MIB] "
-			    "[--rounds N] [--dir DIR]\n");
+			    "[--rounds N] [--dir DIR] [--batch MIB]\n");
 			return 2;
 		}
 	}
@@ -210,11 +216,17 @@ main(int argc, char **argv)
 
 	for (int r = 0; r < rounds; r++) {
 		char *dir = tu_tmpdir();
-		struct store *st = tu_open(dir, 0);
+		struct store_options so = { .path = dir,
+		    .flags = STORE_OPEN_CREATE, .batch_bytes = batch_mib * MiB };
+		struct store *st = NULL;
 		struct oci_digest d1, d2;
+		int rc = store_open(&so, &st);
 
-		if (st == NULL)
+		if (rc != 0) {
+			fprintf(stderr, "store_bench: %s: %s\n", dir,
+			    store_strerror(rc));
 			return 1;
+		}
 		sha[r] = sha256_speed(rnd, patlen, size_mib * MiB);
 		disk[r] = disk_speed(dir, rnd, patlen, size_mib * MiB);
 		wr[r] = bench_write(st, "bench/random", rnd, patlen,

@@ -95,4 +95,38 @@ check "--zstd-level 9 stores it in less room than level 1" \
 "$BERTHD" --data "$T/z20" --no-tls --zstd-level 20 >"$T/z20.log" 2>&1
 check "--zstd-level 20 is refused with exit 2 and a message" \
 	sh -c "[ $? = 2 ] && grep -q 'zstd-level' $T/z20.log"
+# --upload-buffer at its smallest and a large one: four pushes streamed at
+# once come back intact (at the smallest, each has under a chunk of share
+# and pauses as soon as a whole chunk waits); out of range is refused.
+for i in 1 2 3 4; do
+	head -c $((12 * 1048576 + i * 4093)) /dev/urandom >"$T/ub$i"
+done
+for buf in 1048576 33554432; do
+	"$BERTHD" --data "$T/ub$buf" --listen 127.0.0.1:0 --no-tls \
+	    --upload-buffer $buf >"$T/ub$buf.log" 2>&1 &
+	UP=$!
+	UURL=$(listening_url "$T/ub$buf.log")
+	for i in 1 2 3 4; do
+		(
+			d="sha256:$(sha256sum "$T/ub$i" | cut -d' ' -f1)"
+			loc=$(curl -s -D - -o /dev/null -X POST "$UURL/v2/ub/blobs/uploads/" |
+			    sed -n 's/^Location: *//Ip' | tr -d '\r')
+			loc=$(curl -s -D - -o /dev/null -X PATCH -T "$T/ub$i" "$UURL$loc" |
+			    sed -n 's/^Location: *//Ip' | tr -d '\r')
+			curl -sf -o /dev/null -X PUT "$UURL$loc?digest=$d" &&
+			    [ "sha256:$(curl -sf "$UURL/v2/ub/blobs/$d" | sha256sum |
+			    cut -d' ' -f1)" = "$d" ] && echo ok >"$T/ub$buf.$i"
+		) &
+		pids="$pids $!"
+	done
+	wait $pids
+	pids=
+	check "--upload-buffer $buf: four streamed pushes at once come back intact" \
+	    sh -c "cat $T/ub$buf.1 $T/ub$buf.2 $T/ub$buf.3 $T/ub$buf.4 2>/dev/null | grep -c ok | grep -qx 4"
+	kill "$UP" 2>/dev/null
+	wait "$UP" 2>/dev/null
+done
+"$BERTHD" --data "$T/ub0" --no-tls --upload-buffer 65536 >"$T/ub0.log" 2>&1
+check "--upload-buffer below 1 MiB is refused with exit 2 and a message" \
+	sh -c "[ $? = 2 ] && grep -q 'upload-buffer' $T/ub0.log"
 tap_end

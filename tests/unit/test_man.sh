@@ -35,7 +35,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 set -- $pages
-echo "1..$(($# + 1))"
+echo "1..$(($# + 2))"
 n=0
 for p in "$@"; do
 	n=$((n + 1))
@@ -71,4 +71,23 @@ if [ -z "$bad" ]; then
 	echo "ok $n - references between berth's pages resolve"
 else
 	echo "not ok $n - references to missing berth pages:$bad"
+fi
+
+# berthd(8) describes every option berthd --help lists.
+n=$((n + 1))
+berthd=$top/src/berthd
+if [ ! -x "$berthd" ]; then
+	echo "ok $n # SKIP $berthd is not built"
+	exit 0
+fi
+missing=""
+for o in $("$berthd" --help | sed -n 's/^  --\([a-z0-9-]*\).*/\1/p'); do
+	case $o in help | version | config) continue ;; esac
+	grep -q "^\.It .*Fl -$o\( \|\$\)" "$srcdir/man/berthd.8" ||
+	    missing="$missing --$o"
+done
+if [ -z "$missing" ]; then
+	echo "ok $n - berthd.8 describes every option of berthd --help"
+else
+	echo "not ok $n - berthd.8 lacks$missing"
 fi
