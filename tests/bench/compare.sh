@@ -28,8 +28,12 @@
 #   9 start   time to the first answered GET /v2/ on a store holding the
 #             gzip corpus
 # Ceilings: openssl speed sha256 and aes-128-gcm (one core), dd with
-# fdatasync, and tls_ceiling (a minimal TLS server that only hashes what
-# it receives, or only sends) driven by the same curl commands; a push
+# fdatasync (its speed, and its CPU time per GB: what writing the bytes
+# through the page cache costs any server), and tls_ceiling (a minimal TLS server that only hashes what
+# it receives, or only sends) driven by the same curl commands, whose
+# resident size idle and during the 2*SIZE MiB body is the memory floor
+# of any server built on this OpenSSL (a lower figure is better, so the
+# ratio to it is at least 1); a push
 # is also held against the slower of the TLS sink and the disk, since it
 # is acknowledged only once on disk. Before each timed transfer the
 # previous one's dirty pages are synced, so neither server pays for the
@@ -415,10 +419,16 @@ run_one() {
 ceilings() {
 	mb=$(calc "$size * 1.048576")
 	start_sink sink
+	# The memory floor: a TLS server with OpenSSL and nothing else, idle
+	# and while it takes the same 2*SIZE MiB body as workload 7.
+	record ceiling idle_rss_MiB "$(calc "$(status_kib VmRSS) / 1024")"
 	t0=$(now)
 	$C -X PATCH -H 'Content-Type: application/octet-stream' -T "$T/blob" -o /dev/null "$u/x"
 	t1=$(now)
 	record ceiling push_MBps "$(calc "$mb / ($t1 - $t0)")"
+	cat "$T/blob" "$T/blob" | $C -X PATCH -H 'Content-Type: application/octet-stream' \
+	    -T - -o /dev/null "$u/x"
+	record ceiling push2x_peak_MiB "$(calc "$(status_kib VmHWM) / 1024")"
 	stop_server
 	start_sink source
 	t0=$(now)
@@ -431,10 +441,13 @@ ceilings() {
 	s=$(openssl speed -evp aes-128-gcm -seconds 2 -bytes 16384 2>/dev/null | tail -n 1 | awk '{print $NF}' | tr -d k)
 	record ceiling aes128gcm_MBps "$(calc "$s / 1000")"
 	t0=$(now)
-	dd if="$T/blob" of="$T/dd" bs=1M conv=fdatasync 2>/dev/null
+	TIMEFORMAT='%U %S'
+	{ time dd if="$T/blob" of="$T/dd" bs=1M conv=fdatasync 2>/dev/null ; } 2>"$T/ddtime"
 	t1=$(now)
 	rm -f "$T/dd"
 	record ceiling disk_MBps "$(calc "$mb / ($t1 - $t0)")"
+	# What writing the bytes through the page cache costs in CPU alone.
+	record ceiling disk_cpu_s_per_GB "$(awk -v mb="$mb" '{print ($1 + $2) * 1000 / mb}' "$T/ddtime")"
 	# A push is acknowledged once on disk: it can go no faster than the
 	# slower of the TLS sink and the disk.
 	d=$(calc "$mb / ($t1 - $t0)")
@@ -508,8 +521,8 @@ push_MBps push_MBps higher
 push_MBps durable_push_MBps higher
 mono_MBps push_MBps higher
 mono_MBps durable_push_MBps higher
-push_cpu_s_per_GB - lower
-mono_cpu_s_per_GB - lower
+push_cpu_s_per_GB disk_cpu_s_per_GB lower
+mono_cpu_s_per_GB disk_cpu_s_per_GB lower
 pull_MBps pull_MBps higher
 pull_cpu_s_per_GB - lower
 range_ms - lower
@@ -531,10 +544,10 @@ skopeo_roundtrip_s - lower
 skopeo_server_cpu_s - lower
 skopeo_client_cpu_s - lower
 conc8_MBps durable_push_MBps higher
-conc8_cpu_s_per_GB - lower
-idle_rss_MiB - lower
+conc8_cpu_s_per_GB disk_cpu_s_per_GB lower
+idle_rss_MiB idle_rss_MiB lower
 idle_anon_MiB - lower
-push2x_peak_MiB - lower
+push2x_peak_MiB push2x_peak_MiB lower
 push2x_peak_anon_MiB - lower
 disk_gz_MiB disk_gz_MiB lower
 disk_tar_MiB disk_tar_MiB lower
@@ -556,7 +569,7 @@ F
 		    "${c:+$(printf %.3f "$(calc "$b / $c")")}" "$better"
 	done <"$T/figures"
 	for f in push_MBps pull_MBps sha256_MBps aes128gcm_MBps disk_MBps \
-	    durable_push_MBps; do
+	    disk_cpu_s_per_GB durable_push_MBps idle_rss_MiB push2x_peak_MiB; do
 		printf 'ceiling_%s\t\t\t\t%.1f\t\t\n' "$f" "$(median ceiling "$f")"
 	done
 } >"$out"
