@@ -151,6 +151,14 @@ int store_open(const struct store_options *opts, struct store **out);
 /* Waits for queued writes, stops the writer thread, closes LMDB. NULL ok. */
 void store_close(struct store *st);
 
+/*
+ * Hands the free memory of the process's heap back to the kernel. The
+ * store keeps two group commits' worth of freed heap while it writes;
+ * call this once a burst of writes is over (berthd: when no push has
+ * streamed for a moment).
+ */
+void store_malloc_release(void);
+
 /* Format version found on disk (after any upgrade). */
 uint32_t store_format_version(const struct store *st);
 

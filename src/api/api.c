@@ -87,6 +87,7 @@ struct api {
 	struct session *table[API_UPLOAD_TABLE_SIZE];
 	size_t nsessions;
 	size_t nstreaming;              /* sessions reading a request body */
+	struct event *release;          /* frees the heap after pushes */
 	struct auth *auth;              /* NULL: no authentication */
 	struct api_token token;         /* bearer tokens, when token.key */
 	/* The request being dispatched (handlers read it synchronously). */
@@ -95,6 +96,34 @@ struct api {
 	bool bearer;                    /* ... and claims holds its token's */
 	struct token_claims claims;
 };
+
+/* ---- memory ------------------------------------------------------------ */
+
+/*
+ * No push has streamed and no pull has ended for a while: the buffers that
+ * carried their bytes go back to the kernel, so that berthd between
+ * transfers is as small as before them.
+ */
+static void
+api_release_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct api *a = arg;
+
+	(void)fd;
+	(void)what;
+	if (a->nstreaming == 0)
+		store_malloc_release();
+}
+
+/* A transfer that used large buffers ended: release them a little later. */
+static void
+api_heap_used(struct api *a)
+{
+	const struct timeval later = { API_HEAP_RELEASE_DELAY_S, 0 };
+
+	if (a->release != NULL)
+		(void)evtimer_add(a->release, &later);
+}
 
 /* ---- replies ----------------------------------------------------------- */
 
@@ -496,6 +525,7 @@ h_base(struct api *a, struct http_conn *c, const struct http_request *r,
 /* ---- blobs -------------------------------------------------------------- */
 
 struct blob_stream {
+	struct api *a;
 	struct store_blob_reader *r;
 	uint64_t off;
 };
@@ -538,6 +568,7 @@ blob_stream_done(void *arg)
 	struct blob_stream *bs = arg;
 
 	store_blob_reader_close(bs->r);
+	api_heap_used(bs->a);
 	free(bs);
 }
 
@@ -599,6 +630,7 @@ h_blob_get(struct api *a, struct http_conn *c, const struct http_request *r,
 		reply_error(c, r, 500, "UNKNOWN", "out of memory", NULL);
 		return;
 	}
+	bs->a = a;
 	bs->r = reader;
 	bs->off = first;
 	http_conn_reply_stream(c, range ? 206 : 200, h.buf, last - first + 1,
@@ -745,6 +777,8 @@ session_stream_end(struct session *s)
 	if (s->streaming) {
 		s->streaming = false;
 		s->api->nstreaming--;
+		if (s->api->nstreaming == 0)
+			api_heap_used(s->api);
 	}
 }
 
@@ -2372,6 +2406,11 @@ api_new(struct store *st, struct event_base *base, const struct api_config *cfg)
 	a->st = st;
 	a->base = base;
 	a->cfg = *cfg;
+	a->release = evtimer_new(base, api_release_cb, a);
+	if (a->release == NULL) {
+		free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -2383,5 +2422,7 @@ api_free(struct api *a)
 	for (size_t i = 0; i < API_UPLOAD_TABLE_SIZE; i++)
 		while (a->table[i] != NULL)
 			session_free(a->table[i]);
+	if (a->release != NULL)
+		event_free(a->release);
 	free(a);
 }

@@ -28,6 +28,8 @@
 #define API_UPLOAD_BUFFER_BYTES_DEFAULT ((uint64_t)2 << 20)
 #define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)512 << 10)
 #define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
+/* Seconds after the last push or pull before the heap is given back. */
+#define API_HEAP_RELEASE_DELAY_S        2
 
 /* The access a route needs; enforced by authentication when configured. */
 enum api_access {

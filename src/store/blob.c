@@ -228,6 +228,9 @@ reader_load(struct store_blob_reader *r, uint64_t offset, void **buf,
 		rc = STORE_E_NOMEM;
 	if (rc == 0)
 		rc = chunk_fetch(r->st, &v, val);
+	/* Finding the value mapped its first pages; they are not read again. */
+	if (rc == 0)
+		chunk_unmap(r->st, &v);
 	mdb_cursor_close(c);
 	store_rtxn_end(r->txn);
 	r->txn = NULL;

@@ -186,6 +186,16 @@ chunk_decode(const void *val, const struct chunk_hdr *h, ZSTD_DCtx *dctx,
 	return 0;
 }
 
+void
+chunk_release(struct store *st)
+{
+	ZSTD_freeCCtx(st->cctx);
+	st->cctx = NULL;
+	free(st->scratch);
+	st->scratch = NULL;
+	st->scratch_cap = 0;
+}
+
 static int
 scratch_reserve(struct store *st, size_t need)
 {

@@ -50,6 +50,14 @@ malloc_tune_once(void)
 #endif
 }
 
+void
+store_malloc_release(void)
+{
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+}
+
 /* Keeps two group commits' worth of heap; the first store opened decides. */
 void
 store_malloc_tune(size_t batch_bytes)

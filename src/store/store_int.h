@@ -204,6 +204,12 @@ int chunk_decode(const void *val, const struct chunk_hdr *h, ZSTD_DCtx *dctx,
 int chunk_encode(struct store *st, const void *raw, size_t len, bool compress,
     const uint8_t **enc, size_t *enclen);
 
+/*
+ * Frees the writer's compression context and scratch buffer (made again
+ * when next needed); writer thread only.
+ */
+void chunk_release(struct store *st);
+
 /* Encodes and stores one chunk of set at raw offset off. */
 int chunk_put(struct store_wtxn *w, uint64_t set, uint64_t off,
     const void *raw, size_t len, bool compress, size_t *stored);

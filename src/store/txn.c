@@ -31,6 +31,8 @@
 
 /* An open group with no new op for this long is committed. */
 #define STORE_GROUP_IDLE_MS 5
+/* The writer frees its compression buffers after this long without ops. */
+#define STORE_WRITER_RELEASE_MS 2000
 
 /*
  * Less free space than this after a short write (or twice a group's
@@ -357,7 +359,15 @@ writer_main(void *arg)
 				st->writer_started = false;
 				break;
 			}
-			pthread_cond_wait(&st->cond, &st->lock);
+			if (st->scratch == NULL && st->cctx == NULL) {
+				pthread_cond_wait(&st->cond, &st->lock);
+				continue;
+			}
+			deadline_after_ms(&deadline, STORE_WRITER_RELEASE_MS);
+			if (pthread_cond_timedwait(&st->cond, &st->lock,
+			    &deadline) == ETIMEDOUT && st->head == NULL &&
+			    !st->stopping)
+				chunk_release(st);
 			continue;
 		}
 		op = st->head;
