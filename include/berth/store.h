@@ -154,8 +154,8 @@ void store_close(struct store *st);
 /*
  * Hands the free memory of the process's heap back to the kernel. The
  * store keeps two group commits' worth of freed heap while it writes;
- * call this once a burst of writes is over (berthd: when no push has
- * streamed for a moment).
+ * call this once a burst of transfers is over (berthd: 2 s after the
+ * last push or pull).
  */
 void store_malloc_release(void);
 

@@ -87,7 +87,7 @@ struct api {
 	struct session *table[API_UPLOAD_TABLE_SIZE];
 	size_t nsessions;
 	size_t nstreaming;              /* sessions reading a request body */
-	struct event *release;          /* frees the heap after pushes */
+	struct event *release;          /* frees the heap after transfers */
 	struct auth *auth;              /* NULL: no authentication */
 	struct api_token token;         /* bearer tokens, when token.key */
 	/* The request being dispatched (handlers read it synchronously). */

@@ -32,23 +32,18 @@
  * allocations of 1 MiB and more with fresh mmaps. LMDB allocates each dirty
  * 1 MiB chunk page run with malloc and frees it at commit, so by default
  * every chunk pays 256 page faults and the zeroing of 1 MiB on its way to
- * disk. Keeping one group commit's worth of heap instead is bounded and
- * was measured to cut the writer's per-chunk work about threefold
- * (docs/PERFORMANCE.md).
+ * disk. Keeping two group commits' worth of freed heap instead, and at
+ * least 8 MiB (a pull has several 1 MiB chunk buffers in flight; a 2 MiB
+ * threshold made every pulled chunk fault its pages in afresh and cost a
+ * third more CPU per GB), is bounded and was measured to cut the writer's
+ * per-chunk work about threefold (docs/PERFORMANCE.md);
+ * store_malloc_release() gives it back when idle.
  */
 #define STORE_MALLOC_MMAP_BYTES ((size_t)32 << 20)
+#define STORE_MALLOC_TRIM_MIN_BYTES ((size_t)8 << 20)
 
-static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
-static size_t malloc_trim_bytes;
-
-static void
-malloc_tune_once(void)
-{
-#ifdef __GLIBC__
-	mallopt(M_MMAP_THRESHOLD, (int)STORE_MALLOC_MMAP_BYTES);
-	mallopt(M_TRIM_THRESHOLD, (int)malloc_trim_bytes);
-#endif
-}
+static pthread_mutex_t malloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool malloc_tuned;
 
 void
 store_malloc_release(void)
@@ -62,9 +57,19 @@ store_malloc_release(void)
 void
 store_malloc_tune(size_t batch_bytes)
 {
-	if (malloc_trim_bytes == 0)
-		malloc_trim_bytes = 2 * batch_bytes;
-	pthread_once(&malloc_once, malloc_tune_once);
+	pthread_mutex_lock(&malloc_lock);
+	if (!malloc_tuned) {
+#ifdef __GLIBC__
+		mallopt(M_MMAP_THRESHOLD, (int)STORE_MALLOC_MMAP_BYTES);
+		mallopt(M_TRIM_THRESHOLD, (int)(2 * batch_bytes >
+		    STORE_MALLOC_TRIM_MIN_BYTES ? 2 * batch_bytes :
+		    STORE_MALLOC_TRIM_MIN_BYTES));
+#else
+		(void)batch_bytes;
+#endif
+		malloc_tuned = true;
+	}
+	pthread_mutex_unlock(&malloc_lock);
 }
 
 /*

@@ -98,8 +98,9 @@ check "--zstd-level 20 is refused with exit 2 and a message" \
 # --upload-buffer at its smallest, its default and a large one: four
 # pushes streamed at once come back intact (at the smallest, each has
 # under a chunk of share and pauses as soon as a whole chunk waits); a few
-# seconds later berthd's private memory is back within the buffer (the
-# writer's heap keeps up to that much) and half a MiB of where it started
+# seconds later berthd's private memory is back within the buffer and
+# 2.5 MiB of where it started (the writer thread's heap keeps what its
+# busiest group needed)
 # (not checked under AddressSanitizer, whose allocator keeps freed
 # memory); out of range is refused.
 anon_kib() { awk '$1 == "RssAnon:" {print $2}' "/proc/$1/status"; }
@@ -137,7 +138,7 @@ for buf in 1048576 2097152 33554432; do
 		sleep 5
 		after=$(anon_kib "$UP")
 		check "--upload-buffer $buf: memory given back after the pushes (anon $idle -> $after KiB)" \
-		    [ "$after" -le $((idle + buf / 1024 + 512)) ]
+		    [ "$after" -le $((idle + buf / 1024 + 2560)) ]
 	fi
 	kill "$UP" 2>/dev/null
 	wait "$UP" 2>/dev/null
