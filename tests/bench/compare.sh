@@ -29,11 +29,11 @@
 #             gzip corpus
 # Ceilings: openssl speed sha256 and aes-128-gcm (one core), dd with
 # fdatasync (its speed, and its CPU time per GB: what writing the bytes
-# through the page cache costs any server), and tls_ceiling (a minimal TLS server that only hashes what
-# it receives, or only sends) driven by the same curl commands, whose
-# resident size idle and during the 2*SIZE MiB body is the memory floor
-# of any server built on this OpenSSL (a lower figure is better, so the
-# ratio to it is at least 1); a push
+# through the page cache costs any server), and tls_ceiling (a minimal
+# TLS server that only hashes what it receives, or only sends) driven by
+# the same curl commands, whose resident size idle and during the 2*SIZE
+# MiB body is the memory floor of any server built on this OpenSSL (a
+# lower figure is better, so the ratio to it is at least 1); a push
 # is also held against the slower of the TLS sink and the disk, since it
 # is acknowledged only once on disk. Before each timed transfer the
 # previous one's dirty pages are synced, so neither server pays for the

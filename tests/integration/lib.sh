@@ -62,6 +62,12 @@ skip_all() {
 	exit 0
 }
 
+# asan_build: true when the berthd under test is built with
+# AddressSanitizer (whose allocator and shadow memory change its size).
+asan_build() {
+	grep -q __asan_init "$BERTHD" 2>/dev/null
+}
+
 # listening_url LOG: waits (up to 5 s) for a berthd started with its log
 # in LOG to say where it listens; prints that URL without a trailing /.
 listening_url() {

@@ -21,7 +21,7 @@ command -v openssl >/dev/null || skip_all "openssl not installed"
 
 # Peak resident memory allowed: 64 MiB. Under AddressSanitizer (shadow
 # memory, a 256 MiB quarantine of freed blocks) the same work needs more.
-if grep -q __asan_init "$BERTHD" 2>/dev/null; then
+if asan_build; then
 	HOSTILE_RSS_MAX_KB=${HOSTILE_RSS_MAX_KB:-786432}
 else
 	HOSTILE_RSS_MAX_KB=${HOSTILE_RSS_MAX_KB:-65536}
