@@ -470,6 +470,11 @@ route_parse(struct http_slice path, struct route *rt)
 	if (rest.len > 10 && memcmp(rest.p + rest.len - 10, "/tags/list", 10) == 0) {
 		rt->kind = R_TAGS;
 		hit = rest.p + rest.len - 10;
+	} else if (rest.len > 14 && memcmp(rest.p + rest.len - 14,
+	    "/blobs/uploads", 14) == 0) {
+		/* ".../blobs/uploads" without the trailing slash. */
+		hit = rest.p + rest.len - 14;
+		rt->kind = R_UPLOADS;
 	} else {
 		for (i = 0; i < sizeof(seps) / sizeof(seps[0]); i++) {
 			hit = slice_rfind(rest, seps[i].sep);
@@ -480,16 +485,8 @@ route_parse(struct http_slice path, struct route *rt)
 				break;
 			}
 		}
-		if (hit == NULL) {
-			/* ".../blobs/uploads" without the trailing slash. */
-			if (rest.len > 14 && memcmp(rest.p + rest.len - 14,
-			    "/blobs/uploads", 14) == 0) {
-				hit = rest.p + rest.len - 14;
-				rt->kind = R_UPLOADS;
-			} else {
-				return 404;
-			}
-		}
+		if (hit == NULL)
+			return 404;
 		if (rt->kind == R_UPLOAD && rt->ref.len == 0)
 			rt->kind = R_UPLOADS;
 		if (rt->kind != R_UPLOADS && rt->kind != R_TAGS &&

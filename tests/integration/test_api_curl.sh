@@ -104,6 +104,11 @@ head -c 5000 /dev/urandom >"$T/small"
 s=$(status POST "/v2/it/mono/blobs/uploads/?digest=$(sha "$T/small")" \
 	--data-binary @"$T/small" -H 'Content-Type: application/octet-stream')
 check "monolithic POST ?digest= with body: 201" sh -c "[ $s = 201 ]"
+head -c 4000 /dev/urandom >"$T/small2"
+s=$(status POST "/v2/it/mono/blobs/uploads?digest=$(sha "$T/small2")" \
+	--data-binary @"$T/small2" -H 'Content-Type: application/octet-stream')
+check "POST .../blobs/uploads without the trailing slash: 201, readable" \
+	sh -c "[ $s = 201 ] && $C $URL/v2/it/mono/blobs/$(sha "$T/small2") | cmp - $T/small2"
 s=$(status POST "/v2/it/mounted/blobs/uploads/?mount=$D&from=it/app")
 check "mount from a repository holding the blob: 201, then readable" \
 	sh -c "[ $s = 201 ] && $C $URL/v2/it/mounted/blobs/$D | cmp - $T/blob"
