@@ -18,6 +18,10 @@
 #include <unistd.h>
 
 #include <xxhash.h>
+#ifdef HAVE_XXH_X86DISPATCH
+/* Makes the XXH3 calls below pick the CPU's widest vector unit. */
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "store/store_int.h"
 #include "util/log.h"

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <xxhash.h>
 
 #include "berth/store.h"
 #include "testutil.h"
@@ -970,6 +971,54 @@ test_corrupt_compressed_chunk_detected(void **state)
 	free(text);
 }
 
+/*
+ * The checksum in a stored chunk's header is the format's (FORMAT.md): XXH3
+ * 64 of the payload seeded with the header's first eight bytes, computed
+ * here with libxxhash's portable entry point, whichever vector unit the
+ * store's own calls picked.
+ */
+static void
+test_chunk_checksum_is_the_formats(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = FORMAT_CHUNK_RAW_MAX, flen, i;
+	uint8_t *data = malloc(len), *file = NULL, hdr[8];
+	struct oci_digest d;
+	char path[4096];
+	FILE *fp;
+	int found = 0;
+
+	tu_fill_random(data, len, &seed_state);
+	assert_int_equal(tu_put_blob(f->st, "sum/raw", data, len, len, &d), 0);
+	store_close(f->st);
+	f->st = NULL;
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+	flen = (size_t)ftell(fp);
+	rewind(fp);
+	file = malloc(flen);
+	assert_int_equal(fread(file, 1, flen, fp), flen);
+	fclose(fp);
+	format_put_le32(hdr, (uint32_t)len | (FORMAT_CODEC_RAW << 24));
+	format_put_le32(hdr + 4, (uint32_t)len);
+	for (i = 0; i + FORMAT_CHUNK_HDR_BYTES + len <= flen; i++) {
+		const uint8_t *p = file + i;
+
+		if (memcmp(p, hdr, sizeof(hdr)) != 0 ||
+		    memcmp(p + FORMAT_CHUNK_HDR_BYTES, data, len) != 0)
+			continue;
+		assert_true(format_get_le64(p + 8) == XXH3_64bits_withSeed(
+		    p + FORMAT_CHUNK_HDR_BYTES, len, format_get_le64(p)));
+		found++;
+	}
+	assert_int_equal(found, 1);
+	f->st = tu_open(f->dir, 0);
+	free(file);
+	free(data);
+}
+
 /* ---- manifests, tags, repositories, referrers -------------------------- */
 
 static const char OCI_MANIFEST[] = "application/vnd.oci.image.manifest.v1+json";
@@ -1395,6 +1444,7 @@ main(void)
 		T(test_blob_foreach),
 		T(test_corrupt_chunk_detected),
 		T(test_corrupt_compressed_chunk_detected),
+		T(test_chunk_checksum_is_the_formats),
 		T(test_manifest_put_get_delete),
 		T(test_manifest_bad_input),
 		T(test_tag_overwrite_and_untag),
