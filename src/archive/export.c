@@ -1179,7 +1179,6 @@ entry_what(const struct entry *e, char *buf, size_t size)
 	snprintf(buf, size, "%s %s of %s", e->role, ds, e->image);
 }
 
-/* Streams a stored blob into the open entry, verifying it. */
 /*
  * The next verified piece of a stored blob from offset off (one chunk at
  * most): 0 with *buf to free, or an EXPORT_E_* code with the reason set
@@ -1205,6 +1204,7 @@ read_step(struct export *x, struct store_blob_reader *r, uint64_t off,
 	return 0;
 }
 
+/* Streams a stored blob into the open entry, verifying it. */
 static int
 write_blob(struct export *x, const struct entry *e)
 {
