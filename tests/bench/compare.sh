@@ -398,6 +398,11 @@ run_one() {
 		    { echo "$who: concurrent push $i did not land" >&2; exit 1; }
 	done
 
+	# What the concurrent pushes held is given back first (berthd does
+	# 2 s after a transfer, Go's runtime later), so that the peak below
+	# is the 2 GiB push's: both servers get the same pause.
+	sync
+	sleep 3
 	echo 5 >"/proc/$pid/clear_refs"      # VmHWM := VmRSS
 	# VmHWM counts mapped library pages too; sample the private part.
 	( peak=0; while kill -0 "$pid" 2>/dev/null && [ ! -e "$T/stop_sampler" ]; do
