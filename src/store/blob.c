@@ -14,7 +14,7 @@
 struct store_blob_reader {
 	struct store *st;
 	MDB_txn *txn;           /* only during a read */
-	ZSTD_DCtx *dctx;
+	ZSTD_DCtx *dctx;        /* made when a zstd chunk is first read */
 	struct oci_digest digest;
 	uint64_t size;
 	uint64_t set;
@@ -129,11 +129,6 @@ store_blob_reader_open(struct store *st, const char *repo, size_t repolen,
 		goto fail;
 	r->digest = *d;
 	r->size = info.size;
-	r->dctx = ZSTD_createDCtx();
-	if (r->dctx == NULL) {
-		rc = STORE_E_NOMEM;
-		goto fail;
-	}
 	*out = r;
 	return 0;
 fail:
@@ -239,7 +234,10 @@ reader_load(struct store_blob_reader *r, uint64_t offset, void **buf,
 	if (rc == 0 && offset - *start >= h.raw_len)
 		rc = STORE_E_CORRUPT;   /* a gap between chunks */
 	if (rc == 0 && h.codec != FORMAT_CODEC_RAW) {
-		out = malloc(h.raw_len);
+		/* Made on first use: most layers are stored raw, HEAD reads none. */
+		if (r->dctx == NULL)
+			r->dctx = ZSTD_createDCtx();
+		out = r->dctx != NULL ? malloc(h.raw_len) : NULL;
 		rc = out == NULL ? STORE_E_NOMEM :
 		    chunk_decode(val, &h, r->dctx, out, h.raw_len);
 		free(val);
