@@ -66,6 +66,8 @@ struct store {
 	ZSTD_CCtx *cctx;
 	uint8_t *scratch;
 	size_t scratch_cap;
+	size_t map_bytes;       /* payload committed since chunk_unmap_all() */
+	unsigned map_commits;   /* commits since chunk_unmap_all() */
 };
 
 /* A write transaction as seen by an op's apply(). */
