@@ -579,4 +579,6 @@ F
 	done
 } >"$out"
 column -t -s "$(printf '\t')" "$out"
-echo "rounds: $rounds, size: $size MiB; TSV in $out"
+# Every round's value, for looking into a median: "WHO FIGURE VALUE".
+cp "$T/results" "${out%.tsv}.rounds"
+echo "rounds: $rounds, size: $size MiB; TSV in $out, each round's values in ${out%.tsv}.rounds"
