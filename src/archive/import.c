@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1655,16 +1656,98 @@ upload_small(struct imp *im, struct file *f, const char *repo,
 	return rc;
 }
 
+
+/*
+ * Links of blobs already stored to further repositories, queued together
+ * so that they share group commits (each is durable, and alone it would
+ * cost a commit and its syncs): link_add() queues one, link_wait() waits
+ * for all and gives the first failure with the blob's digest.
+ */
+struct link_batch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	size_t pending;
+	int rc;                         /* the first failure, or 0 */
+	struct oci_digest failed;       /* its blob */
+};
+
+struct link_call {
+	struct link_batch *b;
+	struct oci_digest digest;
+};
+
+static void
+link_done(void *arg, int rc)
+{
+	struct link_call *lc = arg;
+	struct link_batch *b = lc->b;
+
+	pthread_mutex_lock(&b->lock);
+	if (rc != 0 && b->rc == 0) {
+		b->rc = rc;
+		b->failed = lc->digest;
+	}
+	if (--b->pending == 0)
+		pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static int
+link_add(struct imp *im, struct link_batch *b, struct link_call *lc,
+    const char *repo, const struct oci_digest *d)
+{
+	int rc;
+
+	lc->b = b;
+	lc->digest = *d;
+	pthread_mutex_lock(&b->lock);
+	b->pending++;
+	pthread_mutex_unlock(&b->lock);
+	rc = store_blob_link_async(im->st, repo, strlen(repo), d, link_done,
+	    lc);
+	if (rc != 0) {
+		/* Not queued: its callback will not come. */
+		pthread_mutex_lock(&b->lock);
+		b->pending--;
+		pthread_mutex_unlock(&b->lock);
+	}
+	return rc;
+}
+
+static int
+link_wait(struct link_batch *b, struct oci_digest *failed)
+{
+	int rc;
+
+	pthread_mutex_lock(&b->lock);
+	while (b->pending > 0)
+		pthread_cond_wait(&b->cond, &b->lock);
+	rc = b->rc;
+	*failed = b->failed;
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
 static int
 commit(struct imp *im)
 {
 	char ds[OCI_DIGEST_STR_BYTES], line[OCI_NAME_MAX_BYTES +
 	    OCI_TAG_MAX_BYTES + OCI_DIGEST_STR_BYTES + 2];
 	struct store_ref *refs = NULL;
-	int rc;
+	struct link_batch links = {
+		.lock = PTHREAD_MUTEX_INITIALIZER,
+		.cond = PTHREAD_COND_INITIALIZER,
+	};
+	struct link_call *calls;
+	struct oci_digest failed;
+	int rc, lrc;
 
 	/* Blobs: each stored once, into the first repository; linked after. */
-	for (size_t i = 0; i < im->nneeds; i++) {
+	calls = calloc(im->nneeds > 0 ? im->nneeds : 1, sizeof(*calls));
+	if (calls == NULL)
+		return fail(im, IMPORT_E_NOMEM, "out of memory");
+	rc = 0;
+	for (size_t i = 0; rc == 0 && i < im->nneeds; i++) {
 		struct need *n = &im->needs[i];
 		const char *repo = im->repos[n->repo];
 		struct file *f = file_by_digest(im, &n->digest);
@@ -1675,23 +1758,27 @@ commit(struct imp *im)
 			if (rc == 0)
 				rc = store_upload_finish(f->up, &n->digest,
 				    n->size);
-			if (rc != 0)
-				return store_fail(im, rc, ds);
-			store_upload_free(f->up);
-			f->up = NULL;
-			f->finished = true;
-			continue;
-		}
-		if (f != NULL && !f->finished && f->small) {
+			if (rc == 0) {
+				store_upload_free(f->up);
+				f->up = NULL;
+				f->finished = true;
+			}
+		} else if (f != NULL && !f->finished && f->small) {
 			rc = upload_small(im, f, repo, n);
-			if (rc != 0)
-				return store_fail(im, rc, ds);
-			f->finished = true;
-			continue;
+			if (rc == 0)
+				f->finished = true;
+		} else {
+			/* Queued behind the finishes above, so applied after. */
+			rc = link_add(im, &links, &calls[i], repo, &n->digest);
 		}
-		rc = store_blob_link(im->st, repo, strlen(repo), &n->digest);
-		if (rc != 0)
-			return store_fail(im, rc, ds);
+	}
+	lrc = link_wait(&links, &failed);
+	free(calls);
+	if (rc != 0)
+		return store_fail(im, rc, ds);
+	if (lrc != 0) {
+		oci_digest_format(&failed, ds);
+		return store_fail(im, lrc, ds);
 	}
 	/* What no manifest names (manifests themselves, duplicates) goes. */
 	for (size_t i = 0; i < im->nfiles; i++)

@@ -52,6 +52,10 @@ unset DOCKER_CONFIG
 M1=$(mk_single "$T/img" amd64 3 v1)
 $SK copy -q $DST "oci:$T/img:v1" "$SRCREG/team/app:v1" >"$T/push.log" 2>&1 ||
 	{ echo "Bail out! skopeo push failed"; cat "$T/push.log"; exit 1; }
+# The same image in a second repository: an archive of both holds each
+# blob once, and the import links it into the second repository.
+$SK copy -q $DST "oci:$T/img:v1" "$SRCREG/team/twin:v1" >>"$T/push.log" 2>&1 ||
+	{ echo "Bail out! skopeo push (twin) failed"; cat "$T/push.log"; exit 1; }
 M2=$(mk_single "$T/dimg" amd64 2 d1)
 $SK copy -q $DST --format v2s2 "oci:$T/dimg:d1" "$SRCREG/team/dock:1" >>"$T/push.log" 2>&1 ||
 	{ echo "Bail out! skopeo push (v2s2) failed"; cat "$T/push.log"; exit 1; }
@@ -67,6 +71,8 @@ $SK copy -q --all $DST "oci:$T/multi:latest" "$SRCREG/team/multi:latest" >>"$T/p
 
 check "berth-export: two images (default mode)" \
 	"$EXPORT" --data "$SRC" -o "$T/app.tar" team/app:v1 team/dock:1
+"$EXPORT" --data "$SRC" -o "$T/twins.tar" team/app:v1 team/twin:v1 2>/dev/null ||
+	echo "Bail out! export of the twins failed"
 check "berth-export: the index with --all-platforms" \
 	"$EXPORT" --data "$SRC" -o "$T/all.tar" --all-platforms team/multi:latest
 berthd_stop
@@ -371,6 +377,31 @@ t_prefix_repo() {
 check "--repo-prefix applies to the --repo name too" t_prefix_repo
 berthd_stop
 check "fsck is clean after the refusals" t_fsck
+
+# One archive, one image in two repositories: every blob the second needs
+# is linked to it (in one batch of durable links), so a client pulls the
+# second repository's image whole, and fsck agrees.
+DATA=$T/data3
+"$STAT" --data "$DATA" --init >/dev/null
+t_twins() {
+	"$IMPORT" --data "$DATA" -q "$T/twins.tar" >"$T/out" 2>"$T/err" &&
+		grep -qx "berth-import: imported team/twin:v1 $M1" "$T/out"
+}
+check "import of one image in two repositories" t_twins
+berthd_start
+cp "$CA" "$T/certs/ca.crt"
+REG="docker://$HOSTPORT"
+t_twin_pull() {
+	rm -rf "$T/twinpull"
+	$SK copy -q --src-cert-dir "$T/certs" "$REG/team/twin:v1" \
+		"oci:$T/twinpull:v1" &&
+		for d in "$T"/img/blobs/sha256/*; do
+			cmp "$d" "$T/twinpull/blobs/sha256/$(basename "$d")" || return 1
+		done
+}
+check "the second repository's blobs are linked: pulled byte for byte" t_twin_pull
+berthd_stop
+check "fsck is clean after the linked import" t_fsck
 t_usage() {
 	"$IMPORT" --data "$DATA" 2>/dev/null
 	[ $? = 2 ] || return 1
