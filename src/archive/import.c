@@ -1656,7 +1656,6 @@ upload_small(struct imp *im, struct file *f, const char *repo,
 	return rc;
 }
 
-
 /*
  * Links of blobs already stored to further repositories, queued together
  * so that they share group commits (each is durable, and alone it would

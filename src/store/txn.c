@@ -273,7 +273,6 @@ group_apply(struct store *st, struct writer_group *g, struct store_op *op)
 		g->durable = true;
 }
 
-/* Commits the group, forces the disk if an op asked, reports every op. */
 /*
  * A commit reads B-tree pages through the map, and the kernel maps the
  * cached pages around each into the process; dropping the mapping keeps
@@ -287,6 +286,7 @@ writer_unmap(struct store *st)
 	st->map_commits = 0;
 }
 
+/* Commits the group, forces the disk if an op asked, reports every op. */
 static void
 group_commit(struct store *st, struct writer_group *g)
 {
