@@ -36,6 +36,21 @@
 /* zstd must save at least 1/32 (~3%) of a chunk to be worth decoding. */
 #define CHUNK_MIN_SAVING_SHIFT 5
 
+/*
+ * Chunks at least CHUNK_PROBE_MIN_BYTES long are sampled before they are
+ * compressed: zstd level 1 on CHUNK_PROBE_SLICES slices of
+ * CHUNK_PROBE_SLICE_BYTES spread evenly over the chunk. Unless the slices
+ * shrink by 1/64 together, the chunk is stored raw untried: incompressible
+ * bytes make zstd's output longer than its input, so the bar can be low
+ * and keep every chunk worth compressing (a bar of 1/16 lost 1 % of the
+ * tar corpus's saving, docs/PERFORMANCE.md). An incompressible chunk so
+ * costs 64 KiB of the fastest level rather than all of it at the
+ * configured one, and needs no chunk-sized output buffer.
+ */
+#define CHUNK_PROBE_MIN_BYTES   ((size_t)128 << 10)
+#define CHUNK_PROBE_SLICES      4
+#define CHUNK_PROBE_SAVING_SHIFT 6
+
 void
 chunk_key(uint8_t key[FORMAT_CHUNK_KEY_BYTES], uint64_t set, uint64_t off)
 {
@@ -215,22 +230,44 @@ scratch_reserve(struct store *st, size_t need)
 	return 0;
 }
 
+/* Whether the sampled slices of a chunk say zstd is worth trying on it. */
+static bool
+chunk_probe(struct store *st, const uint8_t *raw, size_t len)
+{
+	size_t in = 0, out = 0, n;
+
+	if (len < CHUNK_PROBE_MIN_BYTES)
+		return true;
+	for (size_t i = 0; i < CHUNK_PROBE_SLICES; i++) {
+		/* Output room of one slice: a slice that does not fit is raw. */
+		n = ZSTD_compressCCtx(st->cctx, st->probe, sizeof(st->probe),
+		    raw + len / CHUNK_PROBE_SLICES * i, CHUNK_PROBE_SLICE_BYTES, 1);
+		in += CHUNK_PROBE_SLICE_BYTES;
+		out += ZSTD_isError(n) ? CHUNK_PROBE_SLICE_BYTES : n;
+	}
+	return out <= in - (in >> CHUNK_PROBE_SAVING_SHIFT);
+}
+
 /*
  * Compresses into scratch after the header. Returns the payload length, or
- * 0 when the chunk should stay raw (zstd failed or saved too little).
+ * 0 when the chunk should stay raw (the probe or zstd failed, or zstd saved
+ * too little).
  */
 static size_t
 chunk_try_compress(struct store *st, const void *raw, size_t len)
 {
 	size_t bound = ZSTD_compressBound(len), n;
 
-	if (len == 0 || scratch_reserve(st, FORMAT_CHUNK_HDR_BYTES + bound) != 0)
+	if (len == 0)
 		return 0;
 	if (st->cctx == NULL) {
 		st->cctx = ZSTD_createCCtx();
 		if (st->cctx == NULL)
 			return 0;
 	}
+	if (!chunk_probe(st, raw, len) ||
+	    scratch_reserve(st, FORMAT_CHUNK_HDR_BYTES + bound) != 0)
+		return 0;
 	n = ZSTD_compressCCtx(st->cctx, st->scratch + FORMAT_CHUNK_HDR_BYTES,
 	    bound, raw, len, st->zstd_level);
 	if (ZSTD_isError(n) || n > len - (len >> CHUNK_MIN_SAVING_SHIFT))

@@ -38,6 +38,9 @@ enum store_dbi {
 	DBI_COUNT
 };
 
+/* A slice chunk_probe() samples; see chunk.c. */
+#define CHUNK_PROBE_SLICE_BYTES ((size_t)16 << 10)
+
 struct store {
 	char *path;             /* the data folder */
 	MDB_env *env;
@@ -64,6 +67,7 @@ struct store {
 	bool broken;            /* a failed commit or sync: no more writes */
 	atomic_int refusing_writes;     /* broken, readable from any thread */
 	ZSTD_CCtx *cctx;
+	uint8_t probe[CHUNK_PROBE_SLICE_BYTES]; /* chunk_probe()'s output */
 	uint8_t *scratch;
 	size_t scratch_cap;
 	size_t map_bytes;       /* payload committed since chunk_unmap_all() */

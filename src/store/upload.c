@@ -65,22 +65,14 @@ struct store_upload {
 	uint64_t w_stored;
 	uint32_t w_nchunks;
 	uint32_t w_flags;
-	uint32_t w_zstd_skip;   /* chunks left before zstd is tried again */
 	bool w_failed;
 };
 
 /* What an op may roll back if its nested transaction is aborted. */
 struct upload_wstate {
 	uint64_t offset, stored;
-	uint32_t nchunks, flags, zstd_skip;
+	uint32_t nchunks, flags;
 };
-
-/*
- * After a chunk zstd could not shrink, the next chunks of the upload are
- * stored raw without trying; an incompressible layer then costs zstd one
- * chunk in this many, while a tar that turns compressible is caught soon.
- */
-#define UPLOAD_ZSTD_REPROBE_CHUNKS 16
 
 enum upload_op_kind {
 	UPLOAD_OP_NEW,
@@ -138,7 +130,6 @@ upload_wstate_save(const struct store_upload *up, struct upload_wstate *s)
 	s->stored = up->w_stored;
 	s->nchunks = up->w_nchunks;
 	s->flags = up->w_flags;
-	s->zstd_skip = up->w_zstd_skip;
 }
 
 static void
@@ -148,7 +139,6 @@ upload_wstate_restore(struct store_upload *up, const struct upload_wstate *s)
 	up->w_stored = s->stored;
 	up->w_nchunks = s->nchunks;
 	up->w_flags = s->flags;
-	up->w_zstd_skip = s->zstd_skip;
 }
 
 static int
@@ -239,15 +229,10 @@ upload_chunk_write(struct store_wtxn *w, struct store_upload *up,
 		if (chunk_is_compressed_stream(data, len))
 			up->w_flags |= FORMAT_UPLOAD_F_NOCOMPRESS;
 	}
-	compress = !(up->w_flags & FORMAT_UPLOAD_F_NOCOMPRESS) &&
-	    up->w_zstd_skip == 0;
-	if (up->w_zstd_skip > 0)
-		up->w_zstd_skip--;
+	compress = !(up->w_flags & FORMAT_UPLOAD_F_NOCOMPRESS);
 	rc = chunk_put(w, up->set, up->w_offset, data, len, compress, &stored);
 	if (rc != 0)
 		return rc;
-	if (compress && stored == len)
-		up->w_zstd_skip = UPLOAD_ZSTD_REPROBE_CHUNKS - 1;
 	up->w_offset += len;
 	up->w_stored += stored;
 	up->w_nchunks++;

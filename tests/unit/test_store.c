@@ -663,6 +663,41 @@ test_compression_choice(void **state)
 	free(text);
 }
 
+/*
+ * Each chunk is judged on its own: incompressible chunks are stored raw,
+ * and a compressible chunk right after one is still compressed.
+ */
+static void
+test_compression_per_chunk(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 8 * MiB;
+	uint8_t *data = random_bytes(len);
+	uint8_t *text = malloc(MiB);
+	struct store_blob_info info;
+	struct oci_digest d;
+
+	assert_int_equal(tu_put_blob(f->st, "zst/random", data, len, MiB, &d), 0);
+	assert_int_equal(store_blob_stat(f->st, S("zst/random"), &d, &info), 0);
+	assert_int_equal(info.stored, len);
+	assert_blob_equals(f->st, "zst/random", &d, data, len, MiB);
+
+	/* Random and text MiBs in turn; no magic in front. */
+	assert_non_null(text);
+	tu_fill_text(text, MiB, &seed_state);
+	for (size_t off = MiB; off < len; off += 2 * MiB)
+		memcpy(data + off, text, MiB);
+	data[0] = 0;
+	assert_int_equal(tu_put_blob(f->st, "zst/mixed", data, len, 300000, &d),
+	    0);
+	assert_int_equal(store_blob_stat(f->st, S("zst/mixed"), &d, &info), 0);
+	/* Half the bytes are text that zstd shrinks to under a third. */
+	assert_true(info.stored * 100 <= info.size * 70);
+	assert_blob_equals(f->st, "zst/mixed", &d, data, len, 123457);
+	free(text);
+	free(data);
+}
+
 static void
 test_upload_async_write(void **state)
 {
@@ -1433,6 +1468,7 @@ main(void)
 		T(test_upload_unflushed_bytes_not_resumed),
 		T(test_upload_dedup),
 		T(test_compression_choice),
+		T(test_compression_per_chunk),
 		T(test_upload_async_write),
 		T(test_upload_two_handles_conflict),
 		T(test_upload_no_bytes_while_finishing),
