@@ -349,7 +349,9 @@ deadline_after_ms(struct timespec *ts, long ms)
  * transaction, and commits when
  * - the queue is empty and the group holds a durable op (concurrent durable
  *   ops share one commit and one fsync),
- * - the group reached the store's batch_bytes (LMDB keeps a transaction's
+ * - the group is full: within 1/32 of the store's batch_bytes, so that one
+ *   whole chunk fills a group of its own size and goes to disk at once
+ *   rather than when the next one has arrived (LMDB keeps a transaction's
  *   dirty pages in memory, so this bounds memory),
  * - no op arrived for STORE_GROUP_IDLE_MS (uploads that pause for
  *   backpressure see their chunks committed), or the store is closing.
@@ -413,7 +415,8 @@ writer_main(void *arg)
 
 		pthread_mutex_lock(&st->lock);
 		/* A group that could not begin answers at once; the next retries. */
-		if (g.bytes >= st->batch_bytes || g.err != 0 || g.poisoned ||
+		if (g.bytes >= st->batch_bytes - (st->batch_bytes >> 5) ||
+		    g.err != 0 || g.poisoned ||
 		    (g.durable && st->head == NULL)) {
 			pthread_mutex_unlock(&st->lock);
 			group_commit(st, &g);
