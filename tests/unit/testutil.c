@@ -1,6 +1,7 @@
 #define _GNU_SOURCE     /* memmem, asprintf: test helpers only */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,12 +37,21 @@ tu_tmpdir(void)
 void
 tu_rmdir(char *path)
 {
-	static const char *const files[] = { "data.mdb", "lock.mdb" };
+	struct dirent *e;
 	char buf[4096];
+	DIR *d;
 
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(buf, sizeof(buf), "%s/%s", path, files[i]);
-		unlink(buf);
+	/* The store's files and whatever else a test left: no subfolders. */
+	d = opendir(path);
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (strcmp(e->d_name, ".") == 0 ||
+			    strcmp(e->d_name, "..") == 0)
+				continue;
+			snprintf(buf, sizeof(buf), "%s/%s", path, e->d_name);
+			unlink(buf);
+		}
+		closedir(d);
 	}
 	rmdir(path);
 	free(path);
