@@ -13,7 +13,7 @@
 
 /* A new empty folder under $TMPDIR (or /tmp); caller frees the string. */
 char *tu_tmpdir(void);
-/* Removes a folder made by tu_tmpdir and everything in it; frees path. */
+/* Removes a folder made by tu_tmpdir and the files in it; frees path. */
 void tu_rmdir(char *path);
 
 /* Seed from $BERTH_TEST_SEED or the clock; printed so a run can be replayed. */
