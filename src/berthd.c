@@ -154,14 +154,14 @@ static const struct opt options[] = {
 	{ "max-uploads", OPT_UINT, C(max_uploads), 1, 100000, NULL, "N", "256",
 	    "upload sessions open at once", NULL, false },
 	{ "upload-buffer", OPT_UINT, C(upload_buffer), (uint64_t)1 << 20,
-	    2 * (uint64_t)STORE_BATCH_BYTES_MAX, NULL, "BYTES", "2097152",
+	    2 * (uint64_t)STORE_BATCH_BYTES_MAX, NULL, "BYTES", "1048576",
 	    "pushed bytes held in memory, all pushes together, until on disk",
 	    "Pushed bytes berthd holds in memory, all pushes together, until "
 	    "they are on disk; a push's reading pauses beyond its share. Half "
-	    "of it is the most one group commit gathers. Raising it (to "
-	    "8388608, say) commits fewer, larger groups, which lets a fast "
-	    "disk take pushes from a fast network sooner, at that much more "
-	    "memory (docs/PERFORMANCE.md).", false },
+	    "of it (at least 1 MiB) is the most one group commit gathers. "
+	    "Raising it (to 8388608, say) commits fewer, larger groups, "
+	    "which lets a fast disk take pushes from a fast network sooner, "
+	    "at that much more memory (docs/PERFORMANCE.md).", false },
 	{ "max-connections", OPT_UINT, C(max_connections), 1, 1000000, NULL,
 	    "N", "1024", "client connections at once; more are refused",
 	    NULL, false },
@@ -823,7 +823,10 @@ main(int argc, char **argv)
 	}
 	so.path = d.data;
 	so.zstd_level = d.zstd_level;
+	/* A group gathers half the buffer, and at least one full chunk. */
 	so.batch_bytes = (size_t)(d.api.upload_buffer_bytes / 2);
+	if (so.batch_bytes < STORE_BATCH_BYTES_DEFAULT)
+		so.batch_bytes = STORE_BATCH_BYTES_DEFAULT;
 	rc = store_open(&so, &st);
 	d.st = st;
 	if (rc != 0) {

@@ -952,8 +952,14 @@ session_wake_cb(evutil_socket_t fd, short what, void *arg)
 		session_finished(s, rc);
 		return;
 	}
+	/*
+	 * Reading resumes as soon as the body is back under its share: the
+	 * pending bytes fall a whole chunk at a time, so one chunk stays
+	 * queued for the writer while the next is read (draining to half
+	 * the share left the writer idle between chunks with a 1 MiB buffer).
+	 */
 	if (s->paused && s->conn != NULL &&
-	    store_upload_pending(s->up) < session_pending_high(s) / 2) {
+	    store_upload_pending(s->up) < session_pending_high(s)) {
 		s->paused = false;
 		http_conn_resume(s->conn);
 	}

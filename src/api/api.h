@@ -19,13 +19,14 @@
 #define API_MAX_UPLOADS_DEFAULT         256
 /*
  * Bytes of streamed bodies the store may hold uncommitted before reading
- * pauses (resuming below half; berthd's --upload-buffer): shared out among
- * the bodies being read, each allowed at least the minimum, half a chunk,
- * so that it pauses once a whole chunk waits. Twice the store's group
- * size, so that a push keeps arriving while the writer commits a full
- * group (docs/PERFORMANCE.md has the measurements).
+ * pauses (resuming once back under them; berthd's --upload-buffer):
+ * shared out among the bodies being read, each allowed at least the
+ * minimum, half a chunk, so that it pauses once a whole chunk waits. One
+ * chunk by default: a lone push then has one chunk in the writer's group,
+ * one waiting and one being read, and the socket's own buffer carries it
+ * through the group's sync (docs/PERFORMANCE.md has the measurements).
  */
-#define API_UPLOAD_BUFFER_BYTES_DEFAULT ((uint64_t)2 << 20)
+#define API_UPLOAD_BUFFER_BYTES_DEFAULT ((uint64_t)1 << 20)
 #define API_UPLOAD_PENDING_MIN_BYTES    ((uint64_t)512 << 10)
 #define API_LIST_MAX_DEFAULT            1000    /* tags/catalog page cap */
 /* Seconds after the last push or pull before the heap is given back. */
