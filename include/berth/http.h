@@ -126,4 +126,12 @@ void http_chunked_init(struct http_chunked *c);
 int http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
     size_t *consumed, const uint8_t **data, size_t *datalen);
 
+/*
+ * Gives back the last n bytes of the data the previous feed returned (at
+ * most its datalen), for a caller that took fewer: the caller counts
+ * that many fewer bytes consumed, and the next feed from there returns
+ * them again.
+ */
+void http_chunked_unread(struct http_chunked *c, size_t n);
+
 #endif /* BERTH_HTTP_H */

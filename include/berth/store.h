@@ -276,6 +276,15 @@ int store_upload_verify_only(struct store_upload *up);
 int store_upload_write(struct store_upload *up, const void *buf, size_t len);
 
 /*
+ * As store_upload_write, but stops right after the first full chunk it
+ * queues: *taken is how many of the len bytes it copied (all of them if
+ * no chunk filled up). A caller that pauses on store_upload_pending()
+ * then leaves the rest where it is rather than starting the next chunk.
+ */
+int store_upload_write_some(struct store_upload *up, const void *buf,
+    size_t len, size_t *taken);
+
+/*
  * Commits every byte written so far, with the hash state, durably. After
  * success a restart resumes at store_upload_offset(). The async form calls
  * done(arg, rc) on the writer thread.

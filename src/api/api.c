@@ -965,21 +965,34 @@ session_wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/*
+ * Takes body bytes a chunk at a time; once the body has more than its
+ * share queued it pauses and leaves the rest in the connection's buffer,
+ * so no further chunk buffer is started while the writer catches up.
+ */
 static int
-session_body_data(void *arg, const uint8_t *p, size_t n)
+session_body_data(void *arg, const uint8_t *p, size_t n, size_t *used)
 {
 	struct session *s = arg;
-	int rc;
+	size_t done = 0;
 
 	if (store_upload_offset(s->up) + n > s->api->cfg.max_blob_bytes)
 		return 413;
-	rc = store_upload_write(s->up, p, n);
-	if (rc != 0)
-		return rc == STORE_E_NOSPC || rc == STORE_E_MAP_FULL ? 507 : 500;
-	if (store_upload_pending(s->up) > session_pending_high(s)) {
-		s->paused = true;
-		http_conn_pause(s->conn);
+	while (done < n) {
+		size_t k;
+		int rc = store_upload_write_some(s->up, p + done, n - done, &k);
+
+		if (rc != 0)
+			return rc == STORE_E_NOSPC || rc == STORE_E_MAP_FULL ?
+			    507 : 500;
+		done += k;
+		if (store_upload_pending(s->up) > session_pending_high(s)) {
+			s->paused = true;
+			http_conn_pause(s->conn);
+			break;
+		}
 	}
+	*used = done;
 	return 0;
 }
 
@@ -1366,10 +1379,11 @@ struct manifest_put {
 };
 
 static int
-manifest_body_data(void *arg, const uint8_t *p, size_t n)
+manifest_body_data(void *arg, const uint8_t *p, size_t n, size_t *used)
 {
 	struct manifest_put *mp = arg;
 
+	(void)used;
 	if (n > mp->a->cfg.max_manifest_bytes - mp->len)
 		return 413;
 	if (mp->len + n > mp->cap) {

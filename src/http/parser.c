@@ -343,6 +343,15 @@ http_hexval(char c)
 	return -1;
 }
 
+void
+http_chunked_unread(struct http_chunked *c, size_t n)
+{
+	if (n == 0)
+		return;
+	c->remaining += n;
+	c->state = CH_DATA;
+}
+
 int
 http_chunked_feed(struct http_chunked *c, const uint8_t *in, size_t len,
     size_t *consumed, const uint8_t **data, size_t *datalen)

@@ -456,6 +456,22 @@ body_finish(struct http_conn *c, int status)
 	end(c->body_arg, status);
 }
 
+/*
+ * Whether a handler that was offered n body bytes and took used kept to
+ * its contract (all of them, or fewer with the body paused); if not, the
+ * connection is failed with 500 rather than offering the bytes forever.
+ */
+static bool
+body_taken(struct http_conn *c, size_t n, size_t used)
+{
+	if (used == n || (used < n && c->paused))
+		return true;
+	log_error("http %s: body handler took %zu of %zu bytes unpaused",
+	    c->peer, used, n);
+	body_finish(c, 500);
+	return false;
+}
+
 /* Hands buffered body bytes to the handler until paused or out of data. */
 static void
 body_feed(struct http_conn *c)
@@ -474,14 +490,18 @@ body_feed(struct http_conn *c)
 		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
 			return;
 		if (!c->body_chunked) {
-			used = v.iov_len < c->body_left ? v.iov_len :
+			size_t n = v.iov_len < c->body_left ? v.iov_len :
 			    (size_t)c->body_left;
-			rc = c->on_data(c->body_arg, v.iov_base, used);
+
+			used = n;
+			rc = c->on_data(c->body_arg, v.iov_base, n, &used);
+			if (rc == 0 && !body_taken(c, n, used))
+				return;
 			c->body_left -= used;
 			c->body_bytes += used;
 		} else {
 			const uint8_t *d;
-			size_t dl;
+			size_t dl, took = 0;
 			int crc = http_chunked_feed(&c->chunked, v.iov_base,
 			    v.iov_len, &used, &d, &dl);
 
@@ -490,9 +510,16 @@ body_feed(struct http_conn *c)
 				body_finish(c, 400);
 				return;
 			}
-			if (dl > 0)
-				rc = c->on_data(c->body_arg, d, dl);
-			c->body_bytes += dl;
+			if (dl > 0) {
+				took = dl;
+				rc = c->on_data(c->body_arg, d, dl, &took);
+				if (rc == 0 && !body_taken(c, dl, took))
+					return;
+				/* What was not taken is read again on resume. */
+				http_chunked_unread(&c->chunked, dl - took);
+				used -= dl - took;
+			}
+			c->body_bytes += took;
 			evbuffer_drain(in, used);
 			if (rc != 0) {
 				body_finish(c, rc);
@@ -646,11 +673,12 @@ reply_to_broken(struct http_conn *c, int status)
 }
 
 static int
-discard_data(void *arg, const uint8_t *p, size_t n)
+discard_data(void *arg, const uint8_t *p, size_t n, size_t *used)
 {
 	struct http_conn *c = arg;
 
 	(void)p;
+	(void)used;
 	c->discarded += n;
 	return c->discarded > HTTP_DISCARD_MAX_BYTES ? 413 : 0;
 }

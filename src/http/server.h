@@ -52,8 +52,14 @@ struct http_conn;
 typedef void http_handler_fn(void *arg, struct http_conn *c,
     const struct http_request *r);
 
-/* Body callbacks: data returns 0, or an HTTP status to stop reading. */
-typedef int http_body_data_fn(void *arg, const uint8_t *p, size_t n);
+/*
+ * Body callbacks: data returns 0, or an HTTP status to stop reading. It
+ * takes all n bytes (*used is n on entry) unless it pauses the body
+ * (http_conn_pause) and sets *used to what it took: the rest is offered
+ * again after http_conn_resume.
+ */
+typedef int http_body_data_fn(void *arg, const uint8_t *p, size_t n,
+    size_t *used);
 /*
  * status 0: the whole body arrived; < 0: the connection broke or the body
  * was cut short; > 0: the body's framing was bad (answer that status).

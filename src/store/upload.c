@@ -777,44 +777,58 @@ store_upload_pending(const struct store_upload *up)
 }
 
 int
-store_upload_write(struct store_upload *up, const void *buf, size_t len)
+store_upload_write_some(struct store_upload *up, const void *buf, size_t len,
+    size_t *taken)
 {
-	const uint8_t *p = buf;
+	size_t n = FORMAT_CHUNK_RAW_MAX - up->staged;
 	int rc;
 
+	*taken = 0;
 	rc = upload_status(up);
 	if (rc != 0)
 		return rc;
 	if (len > UINT64_MAX - up->offset)
 		return STORE_E_INVALID;
 	if (up->verify_only) {
-		SHA256_Update(&up->sha, p, len);
+		SHA256_Update(&up->sha, buf, len);
 		up->offset += len;
+		*taken = len;
 		return 0;
 	}
-	while (len > 0) {
-		size_t n = FORMAT_CHUNK_RAW_MAX - up->staged;
+	if (len == 0)
+		return 0;
+	if (up->stage == NULL) {
+		up->stage = malloc(FORMAT_CHUNK_RAW_MAX);
+		if (up->stage == NULL)
+			return STORE_E_NOMEM;
+	}
+	if (n > len)
+		n = len;
+	memcpy(up->stage + up->staged, buf, n);
+	SHA256_Update(&up->sha, buf, n);
+	up->staged += n;
+	up->offset += n;
+	*taken = n;
+	if (up->staged == FORMAT_CHUNK_RAW_MAX)
+		return upload_stage_submit(up);
+	return 0;
+}
 
-		if (up->stage == NULL) {
-			up->stage = malloc(FORMAT_CHUNK_RAW_MAX);
-			if (up->stage == NULL)
-				return STORE_E_NOMEM;
-		}
-		if (n > len)
-			n = len;
-		memcpy(up->stage + up->staged, p, n);
-		SHA256_Update(&up->sha, p, n);
-		up->staged += n;
-		up->offset += n;
+int
+store_upload_write(struct store_upload *up, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		size_t n;
+		int rc = store_upload_write_some(up, p, len, &n);
+
+		if (rc != 0)
+			return rc;
 		p += n;
 		len -= n;
-		if (up->staged == FORMAT_CHUNK_RAW_MAX) {
-			rc = upload_stage_submit(up);
-			if (rc != 0)
-				return rc;
-		}
 	}
-	return 0;
+	return upload_status(up);
 }
 
 /* Queues the staged tail and then op; op's notify gets the final result. */

@@ -5,7 +5,10 @@
  * reach the same verdict and hand over the same body bytes however the
  * stream is split (TCP and TLS split it anywhere), consume every byte it
  * is given or stop with an error, never point outside what it was given,
- * and never claim more body bytes than a chunk size announced.
+ * and never claim more body bytes than a chunk size announced. The split
+ * reader also takes only part of some data runs and gives the rest back
+ * (http_chunked_unread), as a paused body does; that too must not change
+ * the body.
  *
  * Input: 4 bytes of seed, then the chunked stream.
  */
@@ -91,6 +94,16 @@ decode(const uint8_t *in, size_t len, uint32_t seed, struct decoded *d)
 				/* Body bytes lie inside what was fed, and were consumed. */
 				if (p < in + off + used || p + dl > in + off + used + k)
 					abort();
+				/* Sometimes take only a part, give the rest back. */
+				if (seed != 0 && dl > 1) {
+					size_t take = next_piece(&st);
+
+					if (take > 0 && take < dl) {
+						http_chunked_unread(&c, dl - take);
+						k -= dl - take;
+						dl = take;
+					}
+				}
 				if (d->outlen + dl > len)
 					abort();
 				memcpy(d->out + d->outlen, p, dl);

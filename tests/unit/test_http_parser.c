@@ -202,6 +202,52 @@ test_chunked(void **state)
 	assert_int_equal(chunked_run("1\r\nx\r\n0\r\n\r\nGET", 100, out, &n), 3);
 }
 
+/*
+ * A reader that takes at most `take` bytes of each data run and gives the
+ * rest back (http_chunked_unread) gets the same body, however the stream
+ * is split.
+ */
+static void
+test_chunked_unread(void **state)
+{
+	const char *s = "5\r\nhello\r\n1;ext=1\r\n \r\nA\r\n0123456789\r\n"
+	    "0\r\n\r\n";
+	size_t len = strlen(s);
+
+	(void)state;
+	for (size_t take = 1; take <= 4; take++) {
+		for (size_t step = 1; step <= len; step++) {
+			struct http_chunked c;
+			char out[64];
+			size_t outlen = 0, off = 0;
+			int rc = 0;
+
+			http_chunked_init(&c);
+			while (off < len && rc == 0) {
+				size_t n = len - off < step ? len - off : step;
+				const uint8_t *d;
+				size_t dl, k;
+
+				rc = http_chunked_feed(&c, (const uint8_t *)s +
+				    off, n, &k, &d, &dl);
+				assert_true(rc >= 0);
+				if (dl > take) {
+					http_chunked_unread(&c, dl - take);
+					k -= dl - take;
+					dl = take;
+				}
+				memcpy(out + outlen, d, dl);
+				outlen += dl;
+				off += k;
+			}
+			assert_int_equal(rc, 1);
+			assert_int_equal(off, len);
+			assert_int_equal(outlen, 16);
+			assert_memory_equal(out, "hello 0123456789", 16);
+		}
+	}
+}
+
 static void
 test_chunked_refusals(void **state)
 {
@@ -269,6 +315,7 @@ main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_chunked_unread),
 		cmocka_unit_test(test_chunked_refusals),
 		cmocka_unit_test(test_ranges),
 	};

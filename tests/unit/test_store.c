@@ -1445,6 +1445,48 @@ test_map_full_and_recovery(void **state)
 	tu_rmdir(dir);
 }
 
+/*
+ * store_upload_write_some stops right after the chunk it fills, so a
+ * caller that pauses there starts no further chunk buffer; the bytes it
+ * did not take are written by later calls, and the blob is whole.
+ */
+static void
+test_upload_write_some(void **state)
+{
+	struct fixture *f = *state;
+	size_t len = 2 * MiB + 100, off = 0, k = 0;
+	uint8_t *data = random_bytes(len);
+	struct store_upload *up = NULL;
+	struct oci_digest d;
+
+	oci_digest_sha256(data, len, &d);
+	assert_int_equal(store_upload_new(f->st, S("some/writes"), &up), 0);
+	assert_int_equal(store_upload_write_some(up, data, 10, &k), 0);
+	assert_int_equal(k, 10);
+	off += k;
+	/* Offered everything else: takes up to the end of the first chunk. */
+	assert_int_equal(store_upload_write_some(up, data + off, len - off, &k),
+	    0);
+	assert_int_equal(k, FORMAT_CHUNK_RAW_MAX - 10);
+	off += k;
+	assert_int_equal(store_upload_offset(up), FORMAT_CHUNK_RAW_MAX);
+	/* The full chunk went to the writer (pending until it commits). */
+	assert_int_equal(store_upload_flush(up), 0);
+	assert_int_equal(store_upload_pending(up), 0);
+	while (off < len) {
+		assert_int_equal(store_upload_write_some(up, data + off,
+		    len - off, &k), 0);
+		assert_true(k > 0 && k <= FORMAT_CHUNK_RAW_MAX);
+		off += k;
+	}
+	assert_int_equal(store_upload_write_some(up, data, 0, &k), 0);
+	assert_int_equal(k, 0);
+	assert_int_equal(store_upload_finish(up, &d, len), 0);
+	store_upload_free(up);
+	assert_blob_equals(f->st, "some/writes", &d, data, len, 65536);
+	free(data);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int
@@ -1460,6 +1502,7 @@ main(void)
 		T(test_upload_small),
 		T(test_upload_empty_blob),
 		T(test_upload_multichunk_and_ranges),
+		T(test_upload_write_some),
 		T(test_upload_digest_mismatch),
 		T(test_upload_verify_only),
 		T(test_reads_and_deletes_do_not_map_blobs),
