@@ -33,6 +33,9 @@
  */
 #define CHUNK_PREAD_MIN_BYTES ((size_t)16 << 10)
 
+/* Linux's fault-around window (fault_around_bytes, 64 KiB by default). */
+#define CHUNK_FAULT_AROUND_BYTES ((uintptr_t)64 << 10)
+
 /* zstd must save at least 1/32 (~3%) of a chunk to be worth decoding. */
 #define CHUNK_MIN_SAVING_SHIFT 5
 
@@ -127,13 +130,18 @@ chunk_in_map(const struct store *st, const uint8_t *p, size_t n)
  * process: deleting a 1 GiB blob would add 1 GiB to the resident size.
  * The pages hold nothing this process will read again, so drop the
  * mapping (the page cache keeps the bytes; readers of an older snapshot
- * fault them back in).
+ * fault them back in). The kernel maps a fault's whole aligned window
+ * (CHUNK_FAULT_AROUND_BYTES), which reaches back before the run's first
+ * page into the run before it: that part is dropped too, or deleting a
+ * 1 GiB blob chunk by chunk left 44 MiB of earlier runs mapped. Only
+ * mappings go: the map is read-only, and a page LMDB still uses (a leaf
+ * in the window) is faulted back in on its next read.
  */
 void
 chunk_unmap(const struct store *st, const MDB_val *v)
 {
 	const uint8_t *p = v->mv_data;
-	uintptr_t lo, hi;
+	uintptr_t lo, hi, base = (uintptr_t)st->map;
 	long pg = sysconf(_SC_PAGESIZE);
 
 	if (v->mv_size < CHUNK_PREAD_MIN_BYTES || pg <= 0 ||
@@ -143,6 +151,13 @@ chunk_unmap(const struct store *st, const MDB_val *v)
 	lo = (uintptr_t)p & ~((uintptr_t)pg - 1);
 	hi = ((uintptr_t)p + v->mv_size + (uintptr_t)pg - 1) &
 	    ~((uintptr_t)pg - 1);
+	/* The fault's window, inside the map (which starts on a page). */
+	lo = lo - base < CHUNK_FAULT_AROUND_BYTES ? base :
+	    base + ((lo - base) & ~(CHUNK_FAULT_AROUND_BYTES - 1));
+	if (hi - lo < CHUNK_FAULT_AROUND_BYTES)
+		hi = lo + CHUNK_FAULT_AROUND_BYTES;
+	if (hi > base + st->mapsize)
+		hi = base + st->mapsize;
 	(void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 

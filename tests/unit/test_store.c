@@ -481,10 +481,10 @@ static void
 test_reads_and_deletes_do_not_map_blobs(void **state)
 {
 	struct fixture *f = *state;
-	const size_t len = 32 * MiB;
+	const size_t len = 128 * MiB;
 	uint8_t *data = random_bytes(len);
 	struct store_blob_reader *r = NULL;
-	struct oci_digest d, again;
+	struct oci_digest d;
 	uint64_t off = 0;
 	long before, after;
 
@@ -507,10 +507,28 @@ test_reads_and_deletes_do_not_map_blobs(void **state)
 	store_blob_reader_close(r);
 	after = rss_file_kib();
 	assert_true(after - before < 8 * 1024);
-	/* The same bytes again: deduplicated, the upload's chunks deleted. */
-	assert_int_equal(tu_put_blob(f->st, "m/second", data, len, MiB, &again), 0);
-	assert_true(oci_digest_equal(&d, &again));
-	assert_true(rss_file_kib() - before < 8 * 1024);
+	/*
+	 * The same bytes again: deduplicated, the upload's chunks deleted.
+	 * Deleting maps each run's first page and the kernel's window around
+	 * it, which reaches back into the run before; what stays mapped must
+	 * not grow with the blob (it was ~40 KiB per chunk here and in
+	 * berthd). The chunks are written and the writer left idle first, as
+	 * between a client's last PATCH and its PUT.
+	 */
+	{
+		struct store_upload *up = NULL;
+
+		assert_int_equal(store_upload_new(f->st, S("m/second"), &up), 0);
+		assert_int_equal(store_upload_write(up, data, len), 0);
+		assert_int_equal(store_upload_flush(up), 0);
+		sleep(1);
+		before = rss_file_kib();
+		assert_int_equal(store_upload_finish(up, &d, len), 0);
+		after = rss_file_kib();
+		store_upload_free(up);
+	}
+	if (after - before >= 1024)
+		fail_msg("deleting 128 chunks left %ld KiB mapped", after - before);
 	free(data);
 }
 
