@@ -236,7 +236,8 @@ test_chunked_unread(void **state)
 					k -= dl - take;
 					dl = take;
 				}
-				memcpy(out + outlen, d, dl);
+				if (dl > 0)
+					memcpy(out + outlen, d, dl);
 				outlen += dl;
 				off += k;
 			}
