@@ -36,6 +36,12 @@
 #define HTTP_STREAM_LOWMARK_BYTES ((size_t)256 << 10)
 /* Most bytes read or written per socket event (libevent's default: 16 KiB). */
 #define HTTP_IO_SLICE_BYTES ((size_t)256 << 10)
+/*
+ * TLS records (16 KiB at most) gather in a buffer of this size between
+ * OpenSSL and the socket, so that one write(2) carries a slice's worth of
+ * them rather than one each (docs/PERFORMANCE.md).
+ */
+#define HTTP_TLS_WBUF_BYTES HTTP_IO_SLICE_BYTES
 #define HTTP_PEER_BYTES 64
 #define HTTP_USER_BYTES 65
 #define HTTP_LISTENERS_MAX 16
@@ -72,6 +78,13 @@ struct http_conn {
 	struct http_server *srv;
 	struct bufferevent *bev;
 	struct event *deadline;
+	/*
+	 * TLS: OpenSSL writes its records into wbuf, which reaches the socket
+	 * when full or flushed (conn_flush); flush_ev waits for the socket
+	 * when a flush could not finish.
+	 */
+	BIO *wbuf;
+	struct event *flush_ev;
 	enum conn_state state;
 	bool tls;
 	bool broken;            /* peer gone or protocol error: close when done */
@@ -175,6 +188,8 @@ conn_free(struct http_conn *c)
 	free(c->held_body);
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->flush_ev != NULL)
+		event_free(c->flush_ev);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	free(c->head);
@@ -776,14 +791,63 @@ http_conn_reply_stream(struct http_conn *c, int status, const char *headers,
 	conn_write_cb(c->bev, c);
 }
 
+/*
+ * Sends what OpenSSL left in the connection's write buffer: 1 when it is
+ * empty, 0 when the socket is full (conn_flush_cb comes back to
+ * conn_write_cb once it is out), -1 when the connection failed.
+ */
+static int
+conn_flush(struct http_conn *c)
+{
+	struct timeval tv = { c->srv->limits.io_timeout_s, 0 };
+
+	if (c->wbuf == NULL || BIO_wpending(c->wbuf) == 0)
+		return 1;
+	if (BIO_flush(c->wbuf) == 1)
+		return 1;
+	if (!BIO_should_retry(c->wbuf))
+		return -1;
+	log_debug("http %s: %d bytes wait for the socket", c->peer,
+	    (int)BIO_wpending(c->wbuf));
+	event_add(c->flush_ev, &tv);
+	return 0;
+}
+
+static void
+conn_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *c = arg;
+	int rc = (what & EV_TIMEOUT) ? -1 : conn_flush(c);
+
+	(void)fd;
+	if (rc == 0)
+		return;
+	if (rc > 0) {
+		conn_write_cb(c->bev, c);
+		return;
+	}
+	/* Elsewhere libevent meets the broken socket on its next read. */
+	if (c->state == ST_WRITING || c->state == ST_LINGER) {
+		log_debug("http %s: answer not sent", c->peer);
+		c->broken = true;
+		access_log(c);
+		conn_free(c);
+	}
+}
+
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct http_conn *c = arg;
 	struct evbuffer *out = bufferevent_get_output(bev);
+	int rc;
 
-	if (c->state != ST_WRITING)
+	if (c->state != ST_WRITING) {
+		/* A 100 Continue, say: it must reach the client now. */
+		if (evbuffer_get_length(out) == 0)
+			(void)conn_flush(c);
 		return;
+	}
 	while (c->stream_left > 0 &&
 	    evbuffer_get_length(out) < HTTP_STREAM_CHUNK_BYTES) {
 		size_t want = c->stream_left < HTTP_STREAM_CHUNK_BYTES ?
@@ -802,6 +866,17 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	}
 	if (c->stream_left > 0 || evbuffer_get_length(out) > 0)
 		return;
+	/* OpenSSL has every byte; the last records may wait in its buffer. */
+	rc = conn_flush(c);
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		log_debug("http %s: answer not sent", c->peer);
+		c->broken = true;
+		access_log(c);
+		conn_free(c);
+		return;
+	}
 	/* Everything is out. */
 	if (c->stream_done != NULL) {
 		http_stream_done_fn *done = c->stream_done;
@@ -946,22 +1021,41 @@ accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 	}
 	if (tls) {
 		SSL *ssl = SSL_new(s->ssl_ctx);
+		BIO *sock = BIO_new_socket((int)fd, BIO_NOCLOSE);
+		BIO *wbuf = BIO_new(BIO_f_buffer());
 
-		if (ssl == NULL) {
+		if (ssl == NULL || sock == NULL || wbuf == NULL ||
+		    BIO_set_write_buffer_size(wbuf, HTTP_TLS_WBUF_BYTES) != 1 ||
+		    BIO_up_ref(sock) != 1) {
+			SSL_free(ssl);
+			BIO_free(sock);
+			BIO_free(wbuf);
 			evutil_closesocket(fd);
 			free(c);
 			return;
 		}
+		/*
+		 * OpenSSL reads the socket directly and writes through wbuf;
+		 * libevent finds the socket under both and takes them as set.
+		 * SSL_free frees wbuf and both references to sock.
+		 */
+		BIO_push(wbuf, sock);
+		SSL_set_bio(ssl, sock, wbuf);
+		c->wbuf = wbuf;
 		c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl,
 		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev != NULL)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+		else
+			SSL_free(ssl);
+		c->flush_ev = event_new(s->base, fd, EV_WRITE, conn_flush_cb, c);
 	} else {
 		c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	}
 	c->deadline = evtimer_new(s->base, deadline_cb, c);
 	s->nconns++;
-	if (c->bev == NULL || c->deadline == NULL) {
+	if (c->bev == NULL || c->deadline == NULL ||
+	    (tls && c->flush_ev == NULL)) {
 		if (c->bev == NULL)
 			evutil_closesocket(fd);
 		conn_free(c);
