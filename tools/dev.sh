@@ -78,7 +78,8 @@ check() {
 SAN_DIR=${SAN_DIR:-$top/build-san}
 SAN_TESTS="tests/integration/test_api_curl.sh tests/integration/test_hostile.sh \
 	tests/integration/test_plain_concurrency.sh tests/integration/test_fsck.sh \
-	tests/integration/test_gc.sh tests/integration/test_auth.sh"
+	tests/integration/test_gc.sh tests/integration/test_auth.sh \
+	tests/integration/test_tls_write.sh"
 
 sanitize() {
 	src=$SAN_DIR/src

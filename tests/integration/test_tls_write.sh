@@ -6,15 +6,15 @@
 # that the end of an answer must wait for the socket: the blob must still
 # arrive whole, at a reader with a 4 KiB receive buffer too, the next
 # answer on the same connection as well, and berthd's debug log must show
-# that a flush did wait (or the test proves nothing). Under
-# AddressSanitizer the shim cannot be preloaded; that check is skipped.
+# that a flush did wait (or the test proves nothing). Without a C
+# compiler there is no shim, and that check is skipped.
 # Also: a 100 Continue is not held back in the buffer. Prints TAP.
 . "$(dirname "$0")/lib.sh"
 command -v curl >/dev/null || skip_all "curl not installed"
 command -v python3 >/dev/null || skip_all "python3 not installed"
 
 shim=
-if ! asan_build && command -v "${CC:-cc}" >/dev/null; then
+if command -v "${CC:-cc}" >/dev/null; then
 	cat >"$T/sndbuf.c" <<'EOF_C'
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -54,6 +54,9 @@ EOF_C
 	    shim=$T/sndbuf.so
 fi
 if [ -n "$shim" ]; then
+	# AddressSanitizer wants its runtime first; the shim only wraps
+	# accept, which it does not intercept.
+	asan_build && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 	LD_PRELOAD=$shim berthd_start --log-level debug
 else
 	berthd_start --log-level debug
@@ -121,7 +124,7 @@ if [ -n "$shim" ]; then
 	check "... while the end of an answer waited for the socket (berthd's log)" \
 	    grep -q "wait for the socket" "$T/berthd.log"
 else
-	skip "the end of an answer waiting for the socket (no send-buffer shim under AddressSanitizer or without cc)"
+	skip "the end of an answer waiting for the socket (no C compiler for the send-buffer shim)"
 fi
 
 # A 100 Continue is sent at once: curl would wait a second for it.
