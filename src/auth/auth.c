@@ -721,6 +721,54 @@ peer_take(struct auth *a, const char *peer, uint64_t now)
 	return true;
 }
 
+/*
+ * The remembered answers: each key may sit in either slot of a pair. A
+ * wrong password only takes a slot that holds nothing live, so a client
+ * spraying guesses cannot push signed-in users out of the cache and back
+ * onto the check budget it is exhausting; a right one takes a free slot,
+ * else one holding a wrong password, else the one that expires first.
+ */
+_Static_assert(AUTH_CACHE_ENTRIES % 2 == 0, "cache slots come in pairs");
+
+static size_t
+cache_pair(const uint8_t key[32])
+{
+	return ((key[0] | (size_t)key[1] << 8) % AUTH_CACHE_ENTRIES) &
+	    ~(size_t)1;
+}
+
+static struct cache_entry *
+cache_find(struct auth *a, const uint8_t key[32], uint64_t now)
+{
+	size_t i = cache_pair(key);
+
+	for (size_t j = i; j < i + 2; j++)
+		if (a->cache[j].expires > now &&
+		    CRYPTO_memcmp(a->cache[j].key, key, 32) == 0)
+			return &a->cache[j];
+	return NULL;
+}
+
+static struct cache_entry *
+cache_slot(struct auth *a, const uint8_t key[32], uint64_t now, bool good)
+{
+	size_t i = cache_pair(key);
+	struct cache_entry *e = &a->cache[i], *f = &a->cache[i + 1];
+	struct cache_entry *same = cache_find(a, key, now);
+
+	if (same != NULL)
+		return same;
+	if (e->expires <= now)
+		return e;
+	if (f->expires <= now)
+		return f;
+	if (!good)
+		return NULL;
+	if (!e->good || !f->good)
+		return !e->good ? e : f;
+	return e->expires <= f->expires ? e : f;
+}
+
 int
 auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
     const char *peer, char *user)
@@ -765,9 +813,8 @@ auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
 	if (HMAC(EVP_sha256(), a->secret, sizeof(a->secret), raw, rl, key,
 	    &keylen) == NULL)
 		goto out;
-	ce = &a->cache[(key[0] | (unsigned)key[1] << 8) % AUTH_CACHE_ENTRIES];
-	if (u != NULL && ce->expires > now &&
-	    CRYPTO_memcmp(ce->key, key, sizeof(key)) == 0 &&
+	ce = cache_find(a, key, now);
+	if (u != NULL && ce != NULL &&
 	    strcmp(ce->user, name) == 0 && strcmp(ce->hash, u->hash) == 0) {
 		/* The same answer as last time, without spending a check. */
 		if (ce->good) {
@@ -788,14 +835,18 @@ auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
 		bool good = strlen(got) == AUTH_BCRYPT_BYTES &&
 		    CRYPTO_memcmp(got, u->hash, AUTH_BCRYPT_BYTES) == 0;
 
-		/* Remembered either way: a client retrying a wrong password
-		 * costs one check a minute, a right one one per ten. */
-		memcpy(ce->key, key, sizeof(key));
-		ce->expires = now + (good ? AUTH_CACHE_SECONDS :
-		    AUTH_BAD_CACHE_SECONDS);
-		memcpy(ce->user, name, ul + 1);
-		memcpy(ce->hash, u->hash, sizeof(ce->hash));
-		ce->good = good;
+		/* Remembered either way (a wrong one only in a free slot): a
+		 * client retrying a wrong password costs one check a minute,
+		 * a right one one per ten. */
+		ce = cache_slot(a, key, now, good);
+		if (ce != NULL) {
+			memcpy(ce->key, key, sizeof(key));
+			ce->expires = now + (good ? AUTH_CACHE_SECONDS :
+			    AUTH_BAD_CACHE_SECONDS);
+			memcpy(ce->user, name, ul + 1);
+			memcpy(ce->hash, u->hash, sizeof(ce->hash));
+			ce->good = good;
+		}
 		if (good) {
 			memcpy(user, name, ul + 1);
 			rc = AUTH_OK;

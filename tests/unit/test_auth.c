@@ -193,6 +193,48 @@ test_check_limit_and_cache(void **state)
 	auth_free(a);
 }
 
+/*
+ * Wrong passwords, each one checked (a new second every
+ * AUTH_VERIFY_PER_SECOND of them, so the budget never runs out, and all
+ * within alice's AUTH_CACHE_SECONDS), never push a remembered right one
+ * out of the cache: once checks are exhausted alice still signs in. With
+ * one slot per key, 2000 checked guesses took alice's slot in most runs.
+ */
+static void
+test_guesses_keep_signed_in_users(void **state)
+{
+	struct fixture *f = *state;
+	struct auth *a = load(f, true);
+	char user[AUTH_USER_MAX_BYTES + 1];
+	uint64_t now = 5000;
+	int busy = 0;
+
+	assert_int_equal(auth_basic(a, S(ALICE), now, NULL, user), AUTH_OK);
+	for (int i = 0; i < 2000; i++) {
+		char h[128], pw[32];
+
+		snprintf(pw, sizeof(pw), "spray%d", i);
+		basic(h, sizeof(h), "bob", pw);
+		if (i % AUTH_VERIFY_PER_SECOND == 0)
+			now++;
+		assert_int_equal(auth_basic(a, S(h), now, NULL, user),
+		    AUTH_BAD);
+	}
+	/* Exhaust this second's checks, then alice comes back. */
+	for (int i = 0; i < 4 * AUTH_VERIFY_PER_SECOND; i++) {
+		char h[128], pw[32];
+
+		snprintf(pw, sizeof(pw), "more%d", i);
+		basic(h, sizeof(h), "bob", pw);
+		busy += auth_basic(a, S(h), now, NULL, user) == AUTH_BUSY;
+	}
+	assert_true(busy > 0);
+	assert_true(now < 5000 + AUTH_CACHE_SECONDS);
+	assert_int_equal(auth_basic(a, S(ALICE), now, NULL, user), AUTH_OK);
+	assert_string_equal(user, "alice");
+	auth_free(a);
+}
+
 static void
 test_rights(void **state)
 {
@@ -307,6 +349,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_basic_credentials),
 		T(test_check_limit_and_cache),
+		T(test_guesses_keep_signed_in_users),
 		T(test_rights),
 		cmocka_unit_test(test_patterns),
 		cmocka_unit_test(test_file_errors),
