@@ -749,12 +749,13 @@ cache_find(struct auth *a, const uint8_t key[32], uint64_t now)
 	return NULL;
 }
 
+/* Where a checked answer goes; same is where cache_find found its key. */
 static struct cache_entry *
-cache_slot(struct auth *a, const uint8_t key[32], uint64_t now, bool good)
+cache_slot(struct auth *a, const uint8_t key[32], uint64_t now, bool good,
+    struct cache_entry *same)
 {
 	size_t i = cache_pair(key);
 	struct cache_entry *e = &a->cache[i], *f = &a->cache[i + 1];
-	struct cache_entry *same = cache_find(a, key, now);
 
 	if (same != NULL)
 		return same;
@@ -838,7 +839,7 @@ auth_basic(struct auth *a, const char *value, size_t len, uint64_t now,
 		/* Remembered either way (a wrong one only in a free slot): a
 		 * client retrying a wrong password costs one check a minute,
 		 * a right one one per ten. */
-		ce = cache_slot(a, key, now, good);
+		ce = cache_slot(a, key, now, good, ce);
 		if (ce != NULL) {
 			memcpy(ce->key, key, sizeof(key));
 			ce->expires = now + (good ? AUTH_CACHE_SECONDS :

@@ -813,6 +813,16 @@ conn_flush(struct http_conn *c)
 	return 0;
 }
 
+/* An answer whose last bytes could not be sent: the connection ends. */
+static void
+conn_unsent(struct http_conn *c)
+{
+	log_debug("http %s: answer not sent", c->peer);
+	c->broken = true;
+	access_log(c);
+	conn_free(c);
+}
+
 static void
 conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -827,12 +837,8 @@ conn_flush_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* Elsewhere libevent meets the broken socket on its next read. */
-	if (c->state == ST_WRITING || c->state == ST_LINGER) {
-		log_debug("http %s: answer not sent", c->peer);
-		c->broken = true;
-		access_log(c);
-		conn_free(c);
-	}
+	if (c->state == ST_WRITING || c->state == ST_LINGER)
+		conn_unsent(c);
 }
 
 static void
@@ -871,10 +877,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	if (rc == 0)
 		return;
 	if (rc < 0) {
-		log_debug("http %s: answer not sent", c->peer);
-		c->broken = true;
-		access_log(c);
-		conn_free(c);
+		conn_unsent(c);
 		return;
 	}
 	/* Everything is out. */
