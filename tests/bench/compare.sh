@@ -37,7 +37,10 @@
 # is also held against the slower of the TLS sink and the disk, since it
 # is acknowledged only once on disk. Before each timed transfer the
 # previous one's dirty pages are synced, so neither server pays for the
-# other's (or its own earlier) writeback.
+# other's (or its own earlier) writeback. Each server's pull is followed
+# by one through the TLS source (the server idle meanwhile), and the
+# table also holds the median of those per-round ratios: a pull's ratio
+# to a ceiling measured minutes earlier moves with the machine's drift.
 #
 # Prints a table (medians, berth/Distribution ratio, berth against the
 # ceiling where one applies) and writes the same rows as TSV to FILE
@@ -68,7 +71,8 @@ done
 [ -x "$top/src/berthd" ] || { echo "compare.sh: build berthd first (make)" >&2; exit 1; }
 T=$(mktemp -d "${TMPDIR:-/var/tmp}/berth-cmp-XXXXXX")
 pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$T"' EXIT
+ppid_=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; [ -n "$ppid_" ] && kill $ppid_ 2>/dev/null; rm -rf "$T"' EXIT
 for tool in tls_ceiling hload; do
 	gcc -std=c11 -O2 -Wall -Wextra -o "$T/$tool" "$bench/$tool.c" \
 	    $(pkg-config --cflags --libs openssl) -lm
@@ -322,6 +326,29 @@ small_run() {
 	record "$who" "small_${mode}_cpu_ms_per_blob" "$(calc "($c1 - $c0) / $tck * 1000 / $n")"
 }
 
+# paired_source WHO: the TLS source's pull once more, right after WHO's
+# own pull and under the same conditions (WHO idles meanwhile), so that
+# each round's pull can be held against a ceiling of its own moment.
+paired_source() {
+	"$T/tls_ceiling" --cert "$T/cert.pem" --key "$T/key.pem" \
+	    --port $((port + 1)) --mode source --size $((size * 1048576)) \
+	    >"$T/paired.log" 2>&1 &
+	ppid_=$!
+	for _ in $(seq 1 100); do
+		grep -q ready "$T/paired.log" 2>/dev/null && break
+		sleep 0.05
+	done
+	settle
+	t0=$(now)
+	$C -o /dev/null "https://127.0.0.1:$((port + 1))/x" ||
+	    { echo "paired TLS source did not answer" >&2; exit 1; }
+	t1=$(now)
+	kill "$ppid_" 2>/dev/null || true
+	wait "$ppid_" 2>/dev/null || true
+	ppid_=
+	record "$1" pull_paired_ceiling_MBps "$(calc "$mb / ($t1 - $t0)")"
+}
+
 skopeo_private() {  # skopeo with an empty blob-info cache of its own
 	mkdir -p /var/lib/containers/cache
 	unshare -m sh -c 'mount -t tmpfs tmpfs /var/lib/containers/cache &&
@@ -363,6 +390,7 @@ run_one() {
 	transfer "$who" push "$mb" push_docker bench/a "$T/blob" "$digest"
 	transfer "$who" mono "$mb" push_mono bench/b "$T/blob2" "$digest2"
 	transfer "$who" pull "$mb" $C -o /dev/null "$u/v2/bench/a/blobs/$digest"
+	paired_source "$who"
 	last=$((size * 1048576 - 1))
 	t0=$(now)
 	$C -o /dev/null -H "Range: bytes=$((last - 1048575))-$last" "$u/v2/bench/a/blobs/$digest"
@@ -520,6 +548,13 @@ median() {  # median WHO FIGURE
 	    awk '{v[NR]=$1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
 }
 
+paired_ratio() {  # paired_ratio WHO FIGURE CEILING_FIGURE: median of per-round ratios
+	paste -d' ' <(grep "^$1 $2 " "$T/results" | awk '{print $3}') \
+	    <(grep "^$1 $3 " "$T/results" | awk '{print $3}') |
+	    awk 'NF == 2 && $2 > 0 {print $1 / $2}' | sort -g |
+	    awk '{v[NR]=$1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
 # figure, the ceiling it is held against (or -), what is better.
 cat >"$T/figures" <<'F'
 push_MBps push_MBps higher
@@ -573,6 +608,17 @@ F
 		    "$(calc "$b / $d")" "${c:+$(printf %.1f "$c")}" \
 		    "${c:+$(printf %.3f "$(calc "$b / $c")")}" "$better"
 	done <"$T/figures"
+	# Pull against the source measured right after it, round by round:
+	# the median of those ratios, beside the ratio of medians above.
+	b=$(median berth pull_MBps)
+	d=$(median distribution pull_MBps)
+	c=$(median berth pull_paired_ceiling_MBps)
+	r=$(paired_ratio berth pull_MBps pull_paired_ceiling_MBps)
+	if [ -n "$b" ] && [ -n "$d" ] && [ -n "$c" ] && [ -n "$r" ]; then
+		printf '%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.3f\t%s\n' \
+		    "pull_MBps vs paired pull_MBps" "$b" "$d" "$(calc "$b / $d")" \
+		    "$c" "$r" higher
+	fi
 	for f in push_MBps pull_MBps sha256_MBps aes128gcm_MBps disk_MBps \
 	    disk_cpu_s_per_GB durable_push_MBps idle_rss_MiB push2x_peak_MiB; do
 		printf 'ceiling_%s\t\t\t\t%.1f\t\t\n' "$f" "$(median ceiling "$f")"
