@@ -322,5 +322,7 @@ uint64_t store_now(void);
 
 /* Tunes glibc malloc for chunk-sized allocations; once per process. */
 void store_malloc_tune(size_t batch_bytes);
+/* Gives back the free top of the calling thread's arena, then trims. */
+void store_malloc_release_arena(void);
 
 #endif /* BERTH_STORE_INT_H */

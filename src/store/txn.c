@@ -397,6 +397,7 @@ writer_main(void *arg)
 			    !st->stopping) {
 				chunk_release(st);
 				writer_unmap(st);
+				store_malloc_release_arena();
 			}
 			continue;
 		}

@@ -100,10 +100,12 @@ check "--zstd-level 20 is refused with exit 2 and a message" \
 # intact (at the smallest, each has under a chunk of share and pauses as
 # soon as a whole chunk waits, leaving the rest of what it read unread;
 # alone, a push keeps one chunk waiting while it reads the next). A
-# few seconds later berthd's private memory is back within the buffer
-# plus 2.5 MiB of where it started (the writer thread's heap keeps what
-# its busiest group needed); not checked under AddressSanitizer, whose
-# allocator keeps freed memory. Out of range is refused.
+# few seconds later berthd's private memory is back within 1 MiB of
+# where it started, whatever the buffer: the writer thread gives back
+# what its own heap held for its busiest group when it goes idle (it kept
+# 1.6 MiB with the smallest buffer, 12.6 with the largest, before); not
+# checked under AddressSanitizer, whose allocator keeps freed memory.
+# Out of range is refused.
 anon_kib() { awk '$1 == "RssAnon:" {print $2}' "/proc/$1/status"; }
 for i in 1 2 3 4; do
 	head -c $((12 * 1048576 + i * 4093)) /dev/urandom >"$T/ub$i"
@@ -148,7 +150,7 @@ for buf in 1048576 2097152 33554432; do
 		sleep 5
 		after=$(anon_kib "$UP")
 		check "--upload-buffer $buf: memory given back after the pushes (anon $idle -> $after KiB)" \
-		    [ "$after" -le $((idle + buf / 1024 + 2560)) ]
+		    [ "$after" -le $((idle + 1024)) ]
 	fi
 	kill "$UP" 2>/dev/null
 	wait "$UP" 2>/dev/null
