@@ -543,16 +543,19 @@ done
 record logical disk_gz_MiB "$(calc "$logical_gz / 1048576")"
 record logical disk_tar_MiB "$(calc "$logical_tar / 1048576")"
 
-median() {  # median WHO FIGURE
-	grep "^$1 $2 " "$T/results" | awk '{print $3}' | sort -g |
+med() {  # the median of the numbers on standard input, one per line
+	sort -g |
 	    awk '{v[NR]=$1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+}
+
+median() {  # median WHO FIGURE
+	grep "^$1 $2 " "$T/results" | awk '{print $3}' | med
 }
 
 paired_ratio() {  # paired_ratio WHO FIGURE CEILING_FIGURE: median of per-round ratios
 	paste -d' ' <(grep "^$1 $2 " "$T/results" | awk '{print $3}') \
 	    <(grep "^$1 $3 " "$T/results" | awk '{print $3}') |
-	    awk 'NF == 2 && $2 > 0 {print $1 / $2}' | sort -g |
-	    awk '{v[NR]=$1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'
+	    awk 'NF == 2 && $2 > 0 {print $1 / $2}' | med
 }
 
 # figure, the ceiling it is held against (or -), what is better.
